@@ -1,0 +1,143 @@
+"""Architecture: an AccelForge arch spec, instantiated and costed through hwcomponents.
+
+Inputs: an arch spec in ``arch_specs/`` (AccelForge YAML, sizes as Jinja variables) and
+overrides for those variables. Output: an :class:`Arch` holding the evaluated spec
+variables and, per component and action, the energy (J per action) and throughput
+(actions/s) that hwcomponents returned for the ``component_class`` named in the spec.
+AccelForge does the parsing, pydantic validation, expression evaluation and component
+model look-up; we only read the results.
+
+Units follow AccelForge: a memory ``read``/``write`` action moves one bit; a compute
+``compute`` action is one MAC (or one element for the softmax unit).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ARCH_DIR = Path(os.environ.get("FUSIONCIM_ARCH_SPECS", REPO / "arch_specs"))
+WORKLOAD_DIR = REPO / "workloads"
+MAPPING_DIR = REPO / "mappings"
+
+
+class SpecError(ValueError):
+    """A malformed or inconsistent spec; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class ComponentCost:
+    name: str
+    actions: dict[str, float]  # action -> J per action
+    throughput: dict[str, float]  # action -> actions/s, all instances
+    area: float  # m^2, all instances
+    leak_power: float  # W, all instances
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    path: Path
+    variables: dict
+    components: dict[str, ComponentCost] = field(repr=False)
+
+    def energy(self, component: str, action: str) -> float:
+        """J per action of ``component``."""
+        try:
+            return self.components[component].actions[action]
+        except KeyError:
+            raise SpecError(
+                f"{self.path.name}: component {component!r} has no action {action!r}; "
+                f"known: { {c: sorted(v.actions) for c, v in self.components.items()} }"
+            ) from None
+
+    def var(self, name: str):
+        try:
+            return self.variables[name]
+        except KeyError:
+            raise SpecError(
+                f"{self.path.name}: the `variables:` section has no {name!r}; add it "
+                f"(known: {', '.join(sorted(self.variables))})"
+            ) from None
+
+    @property
+    def area(self) -> float:
+        return sum(c.area for c in self.components.values())
+
+    @property
+    def leak_power(self) -> float:
+        return sum(c.leak_power for c in self.components.values())
+
+
+def arch_path(name: str) -> Path:
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    p = ARCH_DIR / f"{name}.yaml"
+    if not p.exists():
+        known = sorted(x.stem for x in ARCH_DIR.glob("*.yaml"))
+        raise SpecError(f"unknown arch spec {name!r}; known: {', '.join(known)} "
+                        f"(or give a path to an AccelForge arch YAML)")
+    return p
+
+
+def load_arch(name: str, overrides: dict | None = None) -> Arch:
+    """Instantiate and cost arch spec ``name`` (a file stem in arch_specs/ or a path)."""
+    items = tuple(sorted((overrides or {}).items()))
+    return _load_arch(str(arch_path(name)), items)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_arch(path: str, items: tuple) -> Arch:
+    import accelforge as af
+
+    overrides = dict(items)
+    for k, v in overrides.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+            raise SpecError(f"{Path(path).name}: {k} = {v} is negative; sizes, counts, "
+                            f"rates and energies must be >= 0")
+    try:
+        spec = af.Spec.from_yaml(path, str(WORKLOAD_DIR / "attention.yaml"),
+                                 jinja_parse_data=overrides)
+        spec = spec.calculate_component_costs()
+    except Exception as e:  # AccelForge/pydantic/hwcomponents errors -> one clear line
+        raise SpecError(_explain(Path(path).name, e)) from None
+
+    variables = dict(spec.variables)
+    for k, v in variables.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+            raise SpecError(f"{Path(path).name}: variables.{k} = {v} is negative; "
+                            f"sizes, counts and rates must be >= 0")
+    comps = {}
+    for node in spec.arch.nodes:
+        if not hasattr(node, "actions"):
+            continue
+        # AccelForge's action throughput already counts n_parallel_instances;
+        # total_area / total_leak_power are over all instances.
+        comps[node.name] = ComponentCost(
+            name=node.name,
+            actions={a.name: float(a.energy) for a in node.actions},
+            throughput={a.name: float(a.throughput) for a in node.actions},
+            area=float(node.total_area or 0),
+            leak_power=float(node.total_leak_power or 0),
+        )
+    return Arch(name=Path(path).stem, path=Path(path), variables=variables, components=comps)
+
+
+def _explain(fname: str, e: Exception) -> str:
+    """Turn a framework exception into one message that names the field."""
+    msg = str(e).strip()
+    low = msg.lower()
+    if "no model found" in low or "could not find" in low or "component_class" in low \
+            or "no models" in low:
+        first = msg.splitlines()[0][:400]
+        return (f"{fname}: a component_class could not be resolved by hwcomponents: "
+                f"{first}. Use a class that `hwcomponents.get_models()` lists (ours: "
+                f"IPCIMMacro, OPCIMMacro, SoftmaxUnit, GlobalBufferSRAM, DRAM) or "
+                f"install your plugin module named `hwcomponents_<name>`.")
+    lines = [ln for ln in msg.splitlines() if ln.strip()]
+    short = " | ".join(lines[:6])[:800]
+    return f"{fname}: invalid spec: {type(e).__name__}: {short}"

@@ -1,0 +1,238 @@
+"""Dataflows of the prior-SOTA CIM designs and of FusionCIM's ablation steps.
+
+Same substrate as FusionCIM (technology, macro budget, buffer, DRAM: one arch spec,
+``arch_specs/ipcim_baseline.yaml`` or ``fusioncim.yaml``); only the mapping differs.
+Counts use the conventions of :mod:`fusioncim_plugin.dataflow` (bits for memory actions,
+MACs/elements for compute).
+
+* ``unfused_kv_stationary`` - IP-CIM, unfused (TranCIM-style, Tu et al. JSSC 2023): K
+  tiles written into the CIM arrays as the stationary operand (read transposed from the
+  buffer), all Q rows streamed; S written to the buffer (to DRAM when a head's S does not
+  fit); softmax as a separate two-pass sweep over S; then V tiles written into the arrays
+  and P streamed, O partial sums accumulated in the buffer.
+* ``fused_kv_stationary`` - IP-CIM with fused online softmax but KV-stationary (a
+  FlashAttention-style tiling on IP-CIM): S stays on chip, but every Q tile re-writes the
+  K and V blocks it visits into the arrays, K is read transposed, and the O tile
+  accumulates (and is rescaled) in the buffer.
+* ``hybrid_k_stationary`` - ablation 1, FusionCIM's hybrid pipeline only: PV on OP-CIM
+  with O accumulated in place, fused through the softmax unit, but QK^T keeps K as the
+  IP-CIM stationary operand (re-written per Q tile, read transposed).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .arch import Arch, SpecError
+from .dataflow import Counts, _cycles, per_cycle
+from .workload import Workload
+
+
+def _io(c: Counts, wl: Workload, db: int) -> int:
+    """Q read and O written once through DRAM and the buffer (every design does this)."""
+    q_bits = wl.batch * wl.cfg.q_heads * wl.n_queries * wl.cfg.head_dim * db
+    for comp, act in (("DRAM", "read"), ("GlobalBuffer", "write")):
+        c.add(comp, act, "Q", q_bits)
+    for comp, act in (("GlobalBuffer", "read"), ("DRAM", "write")):
+        c.add(comp, act, "O", q_bits)
+    c.add("GlobalBuffer", "write", "O", q_bits)
+    return q_bits
+
+
+def _stationary_rows(arch: Arch, e: int, n_macros: int) -> int:
+    cap = n_macros * arch.var("macro_rows") * arch.var("macro_cols") // (arch.var("data_bits") * e)
+    if cap < 1:
+        raise SpecError(f"head_dim {e} does not fit the IP-CIM arrays; increase the macro "
+                        f"count or MACRO_ROWS x MACRO_COLS")
+    return int(cap)
+
+
+def _kv_blocks(wl: Workload, row0: int, rows: int, bc: int) -> list[int]:
+    """Sizes of the KV blocks a Q tile starting at row0 visits (causal: up to its last row)."""
+    keys = wl.seq_len if (wl.phase == "decode" or not wl.causal) else min(wl.seq_len, row0 + rows)
+    return [min(bc, keys - s) for s in range(0, keys, bc)]
+
+
+def _q_tiles(wl: Workload, br: int) -> list[tuple[int, int, int]]:
+    """(first row, rows, multiplicity) per KV head; decode packs the G heads' rows."""
+    if wl.phase == "decode":
+        return [(0, wl.group, 1)]
+    return [(s, min(br, wl.seq_len - s), wl.group) for s in range(0, wl.seq_len, br)]
+
+
+# --------------------------------------------------------------------------------------
+def unfused_kv_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Counts:
+    c = Counts()
+    cfg = wl.cfg
+    E = F = cfg.head_dim
+    db, acc = arch.var("data_bits"), arch.var("acc_bits")
+    n_mac = arch.var("n_ip_macros")
+    n_kv = wl.batch * cfg.kv_heads
+    G, L, Lq = wl.group, wl.seq_len, wl.n_queries
+    bk = _stationary_rows(arch, E, n_mac)  # key rows (or V rows) one array load holds
+    c.block_q = bk
+    _io(c, wl, db)
+
+    # Score elements executed per KV head: K tile j (keys [j*bk, ...)) meets every Q row
+    # that can see any of its keys (causal: rows >= j*bk).
+    def rows_seeing(k0: int) -> int:
+        return Lq if (wl.phase == "decode" or not wl.causal) else Lq - k0
+
+    k_tiles = [(k0, min(bk, L - k0)) for k0 in range(0, L, bk)]
+    elems = G * sum(n * rows_seeing(k0) for k0, n in k_tiles)  # per KV head
+    q_stream = G * sum(rows_seeing(k0) for k0, _ in k_tiles) * E * db  # Q re-read per K tile
+    c.n_tiles = n_kv * len(k_tiles)
+
+    kv_bits = L * E * db
+    c.add("DRAM", "read", "K", n_kv * kv_bits)
+    c.add("DRAM", "read", "V", n_kv * kv_bits)
+    for t in ("K", "V"):
+        c.add("GlobalBuffer", "write", t, n_kv * kv_bits)
+        c.add("GlobalBuffer", "read", t, n_kv * kv_bits)
+        # Written into the arrays as the stationary operand, once per KV head.
+        c.add("IPCIMArray", "write", t, n_kv * kv_bits)
+    # K is stored transposed in IP-CIM: one extra buffer pass through a transpose stage.
+    c.add("GlobalBuffer", "write", "K^T", n_kv * kv_bits)
+    c.add("GlobalBuffer", "read", "K^T", n_kv * kv_bits)
+    c.add("GlobalBuffer", "read", "Q", n_kv * q_stream)
+    c.add("IPCIM_MAC", "compute", "S", n_kv * elems * E)
+
+    # S (acc bits) to the buffer; softmax pass 1 reads S for the row max, pass 2 reads S,
+    # writes P = exp(S - max) (INT8); 1/l folds into the O normalization.
+    s_bits, p_bits = elems * acc, elems * db
+    head_s_bits = (s_bits + p_bits) / G  # S and P of one query head
+    spill = head_s_bits > arch.var("glb_bytes") * 8
+    c.notes.append(f"S+P of one head: {head_s_bits / 8 / 2**20:.2f} MiB -> "
+                   + ("spilled to DRAM" if spill else "kept in the global buffer"))
+    c.add("GlobalBuffer", "write", "S", n_kv * s_bits)
+    c.add("GlobalBuffer", "read", "S", 2 * n_kv * s_bits)
+    c.add("GlobalBuffer", "write", "P", n_kv * p_bits)
+    if spill:
+        c.add("DRAM", "write", "S", n_kv * s_bits)
+        c.add("DRAM", "read", "S", 2 * n_kv * s_bits)
+        c.add("DRAM", "write", "P", n_kv * p_bits)
+        c.add("DRAM", "read", "P", n_kv * p_bits)
+    c.add("SoftmaxUnit", "compute", "P", n_kv * elems)
+    o_rows = wl.batch * cfg.q_heads * Lq
+    c.add("SoftmaxUnit", "reciprocal", "l", o_rows)
+    c.add("SoftmaxUnit", "multiply", "O", o_rows * F)
+
+    # PV with V tiles stationary: P rows streamed once per V tile, O partial sums
+    # (acc bits) read-modified-written in the buffer for every V tile after the first.
+    c.add("GlobalBuffer", "read", "P", n_kv * p_bits)
+    c.add("IPCIM_MAC", "compute", "O", n_kv * elems * F)
+    o_partial_rows = G * sum(rows_seeing(k0) for k0, _ in k_tiles)  # row-tile visits
+    c.add("GlobalBuffer", "write", "O_psum", n_kv * o_partial_rows * F * acc)
+    c.add("GlobalBuffer", "read", "O_psum", n_kv * (o_partial_rows - G * Lq) * F * acc)
+    c.macs_executed = n_kv * elems * (E + F)
+
+    ip = per_cycle(arch, "IPCIM_MAC", "compute")
+    sm = per_cycle(arch, "SoftmaxUnit", "compute")
+    wr = per_cycle(arch, "IPCIMArray", "write")
+    cyc = (_cycles(elems * (E + F), ip) + 2 * _cycles(elems, sm)
+           + 2 * _cycles(kv_bits, wr))
+    c.compute_cycles = n_kv * cyc
+    return c
+
+
+# --------------------------------------------------------------------------------------
+def _fused_blocked(arch: Arch, wl: Workload, rescale_events_per_tile, o_in_opcim: bool,
+                   n_k_macros: int) -> Counts:
+    """Shared by fused_kv_stationary (O in the buffer) and hybrid_k_stationary (O in
+    OP-CIM): Q tile of br rows; per KV block, the K block is written (transposed) into
+    IP-CIM, the Q rows stream, S -> online softmax -> P; then P meets V."""
+    c = Counts()
+    cfg = wl.cfg
+    E = F = cfg.head_dim
+    db, acc = arch.var("data_bits"), arch.var("acc_bits")
+    bc = int(arch.var("block_kv"))
+    if bc > _stationary_rows(arch, E, n_k_macros):
+        raise SpecError(f"BLOCK_KV={bc} keys do not fit {n_k_macros} IP-CIM macros "
+                        f"({_stationary_rows(arch, E, n_k_macros)} key rows); lower BLOCK_KV")
+    br = 128 if wl.phase == "prefill" else wl.group  # same Q tile as FusionCIM's default
+    c.block_q = br
+    n_kv = wl.batch * cfg.kv_heads
+    _io(c, wl, db)
+    q_tiles = _q_tiles(wl, br)
+    c.n_tiles = n_kv * sum(m for _, _, m in q_tiles)
+
+    keys_streamed = elems = q_reads = 0
+    events = ev_rows = 0.0
+    for row0, rows, m in q_tiles:
+        blocks = _kv_blocks(wl, row0, rows, bc)
+        keys = sum(blocks)
+        keys_streamed += m * keys
+        elems += m * rows * keys
+        q_reads += m * rows * len(blocks)  # the Q tile streams once per K block
+        if rescale_events_per_tile is not None:
+            ev = rescale_events_per_tile(rows, keys)
+            events += m * ev
+            ev_rows += m * ev * rows
+    kv_bits = wl.seq_len * E * db
+    kv_fits = 2 * kv_bits + 2 * br * E * db <= arch.var("glb_bytes") * 8
+    kv_dram = kv_bits if kv_fits else keys_streamed * E * db
+    for t in ("K", "V"):
+        c.add("DRAM", "read", t, n_kv * kv_dram)
+        c.add("GlobalBuffer", "write", t, n_kv * kv_dram)
+        c.add("GlobalBuffer", "read", t, n_kv * keys_streamed * E * db)
+    # K blocks are re-written into IP-CIM for every Q tile, read transposed (one extra
+    # pass through the transpose stage of the buffer).
+    c.add("IPCIMArray", "write", "K", n_kv * keys_streamed * E * db)
+    c.add("GlobalBuffer", "write", "K^T", n_kv * keys_streamed * E * db)
+    c.add("GlobalBuffer", "read", "K^T", n_kv * keys_streamed * E * db)
+    c.add("GlobalBuffer", "read", "Q", n_kv * q_reads * E * db)
+    c.add("IPCIM_MAC", "compute", "S", n_kv * elems * E)
+    c.add("SoftmaxUnit", "compute", "P", n_kv * elems)
+    o_rows = wl.batch * cfg.q_heads * wl.n_queries
+    c.add("SoftmaxUnit", "reciprocal", "l", o_rows)
+    c.add("SoftmaxUnit", "multiply", "O", o_rows * F)
+    c.rescale_events = n_kv * events
+    c.add("SoftmaxUnit", "exp", "rescale", n_kv * ev_rows)
+    c.add("SoftmaxUnit", "multiply", "rescale", n_kv * ev_rows)
+    if o_in_opcim:
+        c.add("OPCIM_MAC", "compute", "O", n_kv * elems * F)
+        c.add("OPCIMArray", "read", "O", o_rows * F * acc)
+        c.add("OPCIMArray", "rescale", "O", n_kv * ev_rows * F)
+    else:
+        # V blocks re-written into IP-CIM per Q tile; O accumulates in the buffer
+        # (read-modify-write per KV block) and is rescaled there (read, multiply, write).
+        c.add("IPCIMArray", "write", "V", n_kv * keys_streamed * E * db)
+        c.add("IPCIM_MAC", "compute", "O", n_kv * elems * F)
+        o_visits = sum(m * rows * len(_kv_blocks(wl, r0, rows, bc)) for r0, rows, m in q_tiles)
+        c.add("GlobalBuffer", "write", "O_acc", n_kv * o_visits * F * acc)
+        c.add("GlobalBuffer", "read", "O_acc", n_kv * o_visits * F * acc)
+        c.add("GlobalBuffer", "read", "O_acc(rescale)", n_kv * ev_rows * F * acc)
+        c.add("GlobalBuffer", "write", "O_acc(rescale)", n_kv * ev_rows * F * acc)
+        c.add("SoftmaxUnit", "multiply", "rescale", n_kv * ev_rows * F)
+    c.macs_executed = n_kv * elems * (E + F)
+
+    # Latency, per Q tile and KV block: write the block into its macros (the array is
+    # being rewritten, so this does not overlap its own compute), then stream the Q
+    # rows through IP-CIM -> softmax -> PV as a pipeline (slowest stage sets the pace).
+    share = n_k_macros / arch.var("n_ip_macros")
+    ip = per_cycle(arch, "IPCIM_MAC", "compute") * share
+    wr = per_cycle(arch, "IPCIMArray", "write") * share
+    sm = per_cycle(arch, "SoftmaxUnit", "compute")
+    pv = (per_cycle(arch, "OPCIM_MAC", "compute") if o_in_opcim
+          else per_cycle(arch, "IPCIM_MAC", "compute") * (1 - share))
+    rs = per_cycle(arch, "OPCIMArray", "rescale") if o_in_opcim else math.inf
+    cyc = 0.0
+    for row0, rows, m in q_tiles:
+        blocks = _kv_blocks(wl, row0, rows, bc)
+        stage = max(_cycles(rows * E, ip), _cycles(rows, sm), _cycles(rows * F, pv))
+        tile = sum(_cycles(n * E * db, wr) + n * stage for n in blocks)
+        if rescale_events_per_tile is not None and o_in_opcim:
+            tile += rescale_events_per_tile(rows, sum(blocks)) * _cycles(rows * F, rs)
+        cyc += m * tile
+    c.compute_cycles = n_kv * cyc
+    return c
+
+
+def fused_kv_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Counts:
+    return _fused_blocked(arch, wl, rescale_events_per_tile, o_in_opcim=False,
+                          n_k_macros=max(1, arch.var("n_ip_macros") // 2))
+
+
+def hybrid_k_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Counts:
+    return _fused_blocked(arch, wl, rescale_events_per_tile, o_in_opcim=True,
+                          n_k_macros=arch.var("n_ip_macros"))

@@ -1,0 +1,164 @@
+"""The `fusioncim` command line.
+
+  fusioncim evaluate --design fusioncim --model llama3-8b --phase prefill --seq-len 4096 [--json]
+  fusioncim compare  --model llama3-8b --phase prefill --seq-len 4096 [--json]
+  fusioncim reproduce [--out results/]
+  fusioncim softmax-stats | trace capture
+
+Bad input (unknown model/design, non-positive sizes, malformed specs) prints one line
+naming the field and what is allowed, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pydantic import ValidationError
+
+
+def _overrides(items: list[str]) -> dict:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ValueError(f"--set {it!r}: expected NAME=VALUE, e.g. --set N_IP_MACROS=16")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def _workload_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="llama3-8b", help="llama3-8b | llama3-70b")
+    p.add_argument("--phase", default="prefill", help="prefill | decode")
+    p.add_argument("--seq-len", default="4096", help="tokens (prefill) / KV-cache length (decode)")
+    p.add_argument("--batch", default="1")
+    p.add_argument("--no-causal", action="store_true", help="prefill without causal mask")
+    p.add_argument("--softmax-order", default="default",
+                   help="KV-block order: natural | sink_local | adaptive | oracle | none "
+                        "(default: the design's own)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="override an arch-spec variable (repeatable), e.g. GLB_BYTES=4194304")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _workload(a):
+    from .workload import Workload
+
+    return Workload(model=a.model, phase=a.phase, seq_len=a.seq_len, batch=a.batch,
+                    causal=not a.no_causal)
+
+
+def _order(a):
+    return None if a.softmax_order == "none" else a.softmax_order
+
+
+def _fmt_result(r) -> str:
+    a, L = r.attention, r.layer
+    lines = [
+        f"{r.design} on {r.model} {r.phase}, seq_len {r.seq_len}, batch {r.batch}"
+        f"{' (causal)' if r.causal and r.phase == 'prefill' else ''}; "
+        f"Q tile {r.block_q} rows, KV block {r.block_kv}, softmax order {r.softmax_order}",
+        "",
+        "attention, one layer:",
+        f"  energy            {a.energy_j:.4e} J",
+    ]
+    for k, v in sorted(a.energy_by_category_j.items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {k:<16}{v:.4e} J  ({100 * v / a.energy_j:5.1f} %)")
+    lines += [
+        f"  latency           {a.latency_s:.4e} s  ({a.cycles:.4e} cycles)",
+        "    bounds          " + ", ".join(f"{k} {v:.3e} s" for k, v in r.latency_bounds_s.items()),
+        f"  MACs              {a.macs:.4e} useful, {a.macs_executed:.4e} executed",
+        f"  throughput        {a.tops:.3f} TOPS",
+        f"  efficiency        {a.tops_per_w:.2f} TOPS/W",
+        f"  DRAM traffic      {a.dram_bytes:.4e} B",
+        f"  buffer traffic    {a.buffer_bytes:.4e} B",
+        f"  CIM array writes  {a.cim_write_bytes:.4e} B",
+        f"  rescale events    {r.rescale_events:.4e}",
+        "",
+        "whole layer (attention + projections + FFN):",
+        f"  energy {L.energy_j:.4e} J, latency {L.latency_s:.4e} s, "
+        f"{L.tops:.3f} TOPS, {L.tops_per_w:.2f} TOPS/W",
+        f"whole model ({r.model}): energy {r.model_total.energy_j:.4e} J, "
+        f"latency {r.model_total.latency_s:.4e} s",
+    ]
+    lines += [f"note: {n}" for n in r.notes]
+    return "\n".join(lines)
+
+
+def cmd_evaluate(a) -> int:
+    from .evaluation import evaluate
+
+    r = evaluate(a.design, _workload(a), softmax_order=_order(a), overrides=_overrides(a.set))
+    print(json.dumps(r.model_dump(), indent=2) if a.json else _fmt_result(r))
+    return 0
+
+
+def cmd_compare(a) -> int:
+    from .report import compare, format_compare
+
+    rs = compare(_workload(a), overrides=_overrides(a.set))
+    if a.json:
+        print(json.dumps([r.model_dump() for r in rs], indent=2))
+    else:
+        print(format_compare(rs))
+    return 0
+
+
+def cmd_reproduce(a) -> int:
+    import time
+
+    from .report import reproduce
+
+    t = time.time()
+    out = reproduce(a.out, progress=not a.quiet)
+    print((out / "summary.md").read_text())
+    print(f"wrote {out}/results.csv, results.json, summary.md and PNG plots "
+          f"in {time.time() - t:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fusioncim", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("evaluate", help="evaluate one design on one workload")
+    e.add_argument("--design", default="fusioncim")
+    _workload_args(e)
+    e.set_defaults(func=cmd_evaluate)
+    c = sub.add_parser("compare", help="all designs on one workload, relative to FusionCIM")
+    _workload_args(c)
+    c.set_defaults(func=cmd_compare)
+    r = sub.add_parser("reproduce", help="the paper-style evaluation: CSV, JSON, plots, summary")
+    r.add_argument("--out", default="results")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_reproduce)
+    try:
+        from .softmax.cli import register
+    except ImportError:  # the softmax subpackage is optional at import time
+        pass
+    else:
+        register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .arch import SpecError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ValidationError as e:
+        for err in e.errors():
+            field = ".".join(str(x) for x in err["loc"]) or "input"
+            print(f"error: {field.replace('_', '-')}: {err['msg']}", file=sys.stderr)
+        return 2
+    except (SpecError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Dataflows: closed-form action counts of a design's mapping on one layer's attention.
+
+What it models: the LoopTree mappings in ``mappings/`` (e.g. QO-stationary), evaluated in
+closed form so a point costs microseconds, plus what AccelForge cannot express:
+  * causal masking (prefill): a Q tile streams only the keys up to its last row; the
+    arrays still compute every stored row against each streamed key, so the masked
+    products inside the diagonal block are executed (``macs_executed``) but not useful;
+  * the online-softmax rescale of the O tile held in OP-CIM (``rescale`` actions), with
+    counts from :mod:`fusioncim_plugin.softmax`;
+  * global-buffer capacity: K/V of a KV head are fetched from DRAM once if they fit,
+    otherwise re-streamed from DRAM for every Q tile.
+On non-causal shapes the counts equal AccelForge's own model of the same LoopTree
+(tests/test_accelforge_agreement.py).
+
+Inputs: an :class:`~fusioncim_plugin.arch.Arch`, a :class:`~fusioncim_plugin.workload.Workload`
+and the dataflow options. Output: :class:`Counts` - a list of (component, action,
+tensor, count) with count in AccelForge units (bits for memory actions, MACs or
+elements for compute actions) - and the cycle/traffic figures the latency model needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .arch import Arch, SpecError
+from .workload import Workload
+
+
+@dataclass
+class Counts:
+    entries: list[tuple[str, str, str, float]] = field(default_factory=list)
+    compute_cycles: float = 0.0  # pipeline cycles (clock of the arch)
+    macs_executed: float = 0.0
+    block_q: int = 0
+    n_tiles: int = 0
+    rescale_events: float = 0.0  # O-tile (or O-row, decode) rescale events
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, component: str, action: str, tensor: str, count: float) -> None:
+        if count:
+            self.entries.append((component, action, tensor, float(count)))
+
+    def total(self, component: str | None = None, action: str | None = None,
+              tensor: str | None = None) -> float:
+        return sum(c for (k, a, t, c) in self.entries
+                   if (component is None or k == component)
+                   and (action is None or a == action)
+                   and (tensor is None or t == tensor))
+
+
+# --------------------------------------------------------------------------------------
+# Tiling helpers
+# --------------------------------------------------------------------------------------
+def q_tile_rows(arch: Arch, wl: Workload) -> int:
+    """Q rows one tile holds: limited by IP-CIM capacity (INT8 Q rows of E values) and
+    OP-CIM capacity (accumulator rows of F values)."""
+    e = wl.cfg.head_dim
+    cap_bits = arch.var("macro_rows") * arch.var("macro_cols")
+    br_ip = arch.var("n_ip_macros") * cap_bits // (arch.var("data_bits") * e)
+    br_op = arch.var("n_op_macros") * cap_bits // (arch.var("acc_bits") * e)
+    br = int(min(br_ip, br_op))
+    if br < 1:
+        raise SpecError(
+            f"head_dim {e} does not fit the arrays: one Q row needs {arch.var('data_bits') * e} "
+            f"bits of IP-CIM (have {arch.var('n_ip_macros') * cap_bits}) and one O row "
+            f"{arch.var('acc_bits') * e} bits of OP-CIM (have {arch.var('n_op_macros') * cap_bits}); "
+            f"increase N_IP_MACROS / N_OP_MACROS or MACRO_ROWS x MACRO_COLS")
+    return br
+
+
+def tiles(wl: Workload, br: int) -> list[tuple[int, int, int]]:
+    """(rows in tile, keys streamed, multiplicity) for one KV head's Q tiles.
+
+    Prefill: the G query heads of a KV head are processed one after another, each in
+    ceil(L / Br) tiles. Decode: the G query heads' single rows share one tile (GQA
+    packing), so K/V stream once per KV head.
+    """
+    g, L = wl.group, wl.seq_len
+    if wl.phase == "decode":
+        if g > br:
+            return [(br, L, g // br)] + ([(g % br, L, 1)] if g % br else [])
+        return [(g, L, 1)]
+    out = []
+    for start in range(0, L, br):
+        rows = min(br, L - start)
+        keys = min(L, start + rows) if wl.causal else L
+        out.append((rows, keys, g))
+    return out
+
+
+def _cycles(work: float, per_cycle: float) -> float:
+    return math.ceil(work / per_cycle) if per_cycle != math.inf else 0
+
+
+def per_cycle(arch: Arch, component: str, action: str) -> float:
+    """Actions per clock cycle of a component (all instances)."""
+    thr = arch.components[component].throughput.get(action, math.inf)
+    return thr / arch.var("clock_hz")
+
+
+# --------------------------------------------------------------------------------------
+# FusionCIM: hybrid IP/OP-CIM pipeline, QO-stationary, fused online softmax
+# --------------------------------------------------------------------------------------
+def qo_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Counts:
+    """Counts for mappings/qo_stationary.yaml (see its header for the loop nest).
+
+    ``rescale_events_per_tile(rows, keys) -> events`` gives the O-tile rescale events of
+    one tile (from the softmax order model); None means no rescale is charged.
+    """
+    c = Counts()
+    cfg = wl.cfg
+    E = F = cfg.head_dim
+    db, acc = arch.var("data_bits"), arch.var("acc_bits")
+    n_kv = wl.batch * cfg.kv_heads  # KV heads over the batch
+    br = q_tile_rows(arch, wl)
+    ts = tiles(wl, br)
+    c.block_q = br
+    c.n_tiles = n_kv * sum(m for _, _, m in ts)
+
+    q_bits = wl.batch * cfg.q_heads * wl.n_queries * E * db
+    kv_bits_head = wl.seq_len * E * db  # K (or V) of one KV head
+    streamed_keys = sum(k * m for _, k, m in ts)  # keys streamed per KV head, all tiles
+    rows_x_keys = sum(r * k * m for r, k, m in ts)  # executed score elements per KV head
+    staging_bits = 2 * br * E * db  # a Q tile in, an O tile out
+    kv_fits = 2 * kv_bits_head + staging_bits <= arch.var("glb_bytes") * 8
+    c.notes.append(f"K/V of a KV head ({2 * kv_bits_head / 8 / 2**20:.2f} MiB) "
+                   + ("fit the global buffer: read from DRAM once"
+                      if kv_fits else "do not fit the global buffer: re-streamed from DRAM per Q tile"))
+
+    # DRAM: Q in, O out once; K, V once per KV head if they fit, else per Q tile.
+    kv_dram = n_kv * (kv_bits_head if kv_fits else streamed_keys * E * db)
+    c.add("DRAM", "read", "Q", q_bits)
+    c.add("DRAM", "read", "K", kv_dram)
+    c.add("DRAM", "read", "V", kv_dram)
+    c.add("DRAM", "write", "O", q_bits)
+    # Global buffer: stage what DRAM delivers; K, V rows read once per streamed key.
+    c.add("GlobalBuffer", "write", "Q", q_bits)
+    c.add("GlobalBuffer", "read", "Q", q_bits)
+    c.add("GlobalBuffer", "write", "K", kv_dram)
+    c.add("GlobalBuffer", "write", "V", kv_dram)
+    c.add("GlobalBuffer", "read", "K", n_kv * streamed_keys * E * db)
+    c.add("GlobalBuffer", "read", "V", n_kv * streamed_keys * E * db)
+    c.add("GlobalBuffer", "write", "O", q_bits)
+    c.add("GlobalBuffer", "read", "O", q_bits)
+    # IP-CIM: Q tile written once per tile; QK^T MACs on every stored row x streamed key.
+    c.add("IPCIMArray", "write", "Q", q_bits)
+    c.add("IPCIM_MAC", "compute", "S", n_kv * rows_x_keys * E)
+    # Softmax unit: every executed score element; final 1/l and O * (1/l) per row.
+    c.add("SoftmaxUnit", "compute", "P", n_kv * rows_x_keys)
+    o_rows = wl.batch * cfg.q_heads * wl.n_queries
+    c.add("SoftmaxUnit", "reciprocal", "l", o_rows)
+    c.add("SoftmaxUnit", "multiply", "O", o_rows * F)
+    # OP-CIM: PV MACs accumulate in place; the O tile is read out once (acc bits).
+    c.add("OPCIM_MAC", "compute", "O", n_kv * rows_x_keys * F)
+    c.add("OPCIMArray", "read", "O", o_rows * F * acc)
+    c.macs_executed = 2 * n_kv * rows_x_keys * E
+
+    # Online-softmax rescale: per event the whole O tile (rows x F) is multiplied in
+    # place, and each row's running sum l by exp(m_old - m_new).
+    ev_elems = ev_rows = 0.0
+    if rescale_events_per_tile is not None:
+        for rows, keys, m in ts:
+            ev = rescale_events_per_tile(rows, keys)
+            c.rescale_events += n_kv * m * ev
+            ev_rows += n_kv * m * ev * rows
+            ev_elems += n_kv * m * ev * rows * F
+    c.add("OPCIMArray", "rescale", "O", ev_elems)
+    c.add("SoftmaxUnit", "exp", "rescale", ev_rows)
+    c.add("SoftmaxUnit", "multiply", "rescale", ev_rows)
+
+    # Latency: per streamed key the three stages run as a pipeline (the slowest sets the
+    # pace); per tile add the Q write into IP-CIM, the O read-out, and the rescales.
+    ip = per_cycle(arch, "IPCIM_MAC", "compute")
+    sm = per_cycle(arch, "SoftmaxUnit", "compute")
+    op = per_cycle(arch, "OPCIM_MAC", "compute")
+    wr = per_cycle(arch, "IPCIMArray", "write")
+    rd = per_cycle(arch, "OPCIMArray", "read")
+    rs = per_cycle(arch, "OPCIMArray", "rescale")
+    cyc = 0.0
+    for rows, keys, m in ts:
+        stage = max(_cycles(rows * E, ip), _cycles(rows, sm), _cycles(rows * F, op))
+        ev = rescale_events_per_tile(rows, keys) if rescale_events_per_tile else 0.0
+        tile = (keys * stage + _cycles(rows * E * db, wr) + _cycles(rows * F * acc, rd)
+                + ev * _cycles(rows * F, rs))
+        cyc += m * tile
+    c.compute_cycles = n_kv * cyc
+    return c
+
+
+# --------------------------------------------------------------------------------------
+# The rest of the layer (Q/K/V/O projections, SwiGLU FFN), identical for every design
+# --------------------------------------------------------------------------------------
+def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
+    """Linear layers on the IP-CIM macros in the usual weight-stationary CIM mode.
+
+    Per weight matrix (din x dout): the weights are written into the arrays once per
+    forward pass (tile by tile) and every token streams through each tile; a tile holds
+    ``n_ip_macros * macro_cols / data_bits`` output columns, so the input activations are
+    read from the buffer once per column tile. Activations come from / go to DRAM once
+    (they do not fit the buffer at prefill lengths). Partial sums across row tiles stay
+    in the macros' accumulators (assumption). This is the common substrate of all
+    designs; it only serves the system-level (whole layer) figure.
+    """
+    c = Counts()
+    db = arch.var("data_bits")
+    cols_per_tile = max(1, arch.var("n_ip_macros") * arch.var("macro_cols") // db)
+    T = wl.tokens
+    for name, (din, dout) in wl.linear_weights().items():
+        w_bits = din * dout * db
+        col_tiles = math.ceil(dout / cols_per_tile)
+        c.add("DRAM", "read", name, w_bits)
+        c.add("DRAM", "read", "X", T * din * db)
+        c.add("DRAM", "write", "Y", T * dout * db)
+        c.add("GlobalBuffer", "write", name, w_bits)
+        c.add("GlobalBuffer", "read", name, w_bits)
+        c.add("GlobalBuffer", "write", "X", T * din * db)
+        c.add("GlobalBuffer", "read", "X", T * din * db * col_tiles)
+        c.add("GlobalBuffer", "write", "Y", T * dout * db)
+        c.add("GlobalBuffer", "read", "Y", T * dout * db)
+        c.add("IPCIMArray", "write", name, w_bits)
+        c.add("IPCIM_MAC", "compute", name, T * din * dout)
+        c.macs_executed += T * din * dout
+        c.compute_cycles += (_cycles(T * din * dout, per_cycle(arch, "IPCIM_MAC", "compute"))
+                             + _cycles(w_bits, per_cycle(arch, "IPCIMArray", "write")))
+    return c

@@ -1,0 +1,169 @@
+"""Evaluate a design on a workload: energy, latency, throughput, traffic.
+
+Inputs: a design name (``designs.DESIGNS``), a :class:`Workload`, optional arch-spec
+overrides and a softmax KV-block order. Output: a :class:`Result` (pydantic; ``.model_dump()``
+gives JSON) for one layer's attention, the whole layer (attention + projections + FFN,
+the "system level") and the whole model (x layers).
+
+Energy = sum over (component, action, tensor) of count x J/action from hwcomponents, plus
+leakage = leak power x latency; the breakdown's parts add up to the total exactly.
+Latency = max(compute pipeline, DRAM transfer, buffer port; the last two at the
+throughput hwcomponents gives those components) - loads are double-buffered
+and overlap compute (assumption) - so it is never below any of those bounds.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from .arch import Arch, load_arch
+from .dataflow import Counts, weight_stationary_linear
+from .designs import get_design
+from .workload import Workload
+
+
+class Cost(BaseModel):
+    """Energy/latency of one scope (attention of one layer, one layer, the model)."""
+
+    energy_j: float
+    latency_s: float
+    cycles: float
+    macs: float  # useful MACs (closed form of the workload)
+    macs_executed: float  # incl. masked products computed inside diagonal blocks
+    tops: float  # 2 x useful MACs / latency, in 1e12 ops/s
+    tops_per_w: float  # 2 x useful MACs / energy, in 1e12 ops/J
+    dram_bytes: float
+    buffer_bytes: float  # global-buffer reads + writes
+    cim_write_bytes: float  # stationary operands written into CIM arrays
+    energy_by_category_j: dict[str, float]
+
+
+class Result(BaseModel):
+    design: str
+    model: str
+    phase: str
+    seq_len: int
+    batch: int
+    causal: bool
+    softmax_order: str | None
+    block_q: int
+    block_kv: int
+    attention: Cost  # one layer's attention core (QK^T, softmax, PV)
+    layer: Cost  # one whole layer: attention + Q/K/V/O projections + FFN
+    model_total: Cost  # all layers
+    energy_breakdown_j: dict[str, float]  # attention, "Component.action[tensor]" + leakage
+    latency_bounds_s: dict[str, float]  # attention: compute / dram / buffer
+    rescale_events: float
+    notes: list[str]
+
+
+CATEGORY = {"DRAM": "DRAM", "GlobalBuffer": "buffer", "IPCIMArray": "IP-CIM write",
+            "IPCIM_MAC": "IP-CIM compute", "SoftmaxUnit": "softmax",
+            "OPCIMArray": "OP-CIM read-out", "OPCIM_MAC": "OP-CIM compute"}
+
+
+def _category(component: str, action: str, tensor: str) -> str:
+    if action == "rescale" or tensor == "rescale":
+        return "rescale"
+    return CATEGORY.get(component, component)
+
+
+def _cost(arch: Arch, counts: Counts, macs: float) -> tuple[Cost, dict, dict]:
+    breakdown: dict[str, float] = {}
+    by_cat: dict[str, float] = {}
+    for comp, action, tensor, n in counts.entries:
+        e = n * arch.energy(comp, action)
+        key = f"{comp}.{action}[{tensor}]"
+        breakdown[key] = breakdown.get(key, 0.0) + e
+        cat = _category(comp, action, tensor)
+        by_cat[cat] = by_cat.get(cat, 0.0) + e
+    clock = arch.var("clock_hz")
+    dram_bits = counts.total("DRAM")
+    buf_bits = counts.total("GlobalBuffer")
+
+    def port_time(comp: str) -> float:
+        """Reads and writes share the component's port (its hwcomponents throughput)."""
+        thr = arch.components[comp].throughput
+        return sum(counts.total(comp, a) / thr[a] for a in ("read", "write"))
+
+    bounds = {"compute": counts.compute_cycles / clock, "dram": port_time("DRAM"),
+              "buffer": port_time("GlobalBuffer")}
+    latency = max(bounds.values())
+    leak = arch.leak_power * latency
+    breakdown["leakage"] = leak
+    by_cat["leakage"] = by_cat.get("leakage", 0.0) + leak
+    energy = sum(breakdown.values())
+    ops = 2 * macs
+    cost = Cost(
+        energy_j=energy, latency_s=latency, cycles=latency * clock, macs=macs,
+        macs_executed=counts.macs_executed,
+        tops=ops / latency / 1e12 if latency else 0.0,
+        tops_per_w=ops / energy / 1e12 if energy else 0.0,
+        dram_bytes=dram_bits / 8, buffer_bytes=buf_bits / 8,
+        cim_write_bytes=(counts.total("IPCIMArray", "write")
+                         + counts.total("OPCIMArray", "write")) / 8,
+        energy_by_category_j=by_cat,
+    )
+    return cost, breakdown, bounds
+
+
+_EXTENSIVE = ("energy_j", "latency_s", "cycles", "macs", "macs_executed", "dram_bytes",
+              "buffer_bytes", "cim_write_bytes")
+
+
+def _combine(parts: list[tuple[Cost, float]]) -> Cost:
+    """sum of weight x cost: a layer = attention + linear; the model = layer x layers.
+    Latencies add (the parts run one after another); rates are recomputed."""
+    tot = {k: sum(w * getattr(c, k) for c, w in parts) for k in _EXTENSIVE}
+    cats: dict[str, float] = {}
+    for c, w in parts:
+        for k, v in c.energy_by_category_j.items():
+            cats[k] = cats.get(k, 0.0) + w * v
+    ops = 2 * tot["macs"]
+    return Cost(**tot, energy_by_category_j=cats,
+                tops=ops / tot["latency_s"] / 1e12 if tot["latency_s"] else 0.0,
+                tops_per_w=ops / tot["energy_j"] / 1e12 if tot["energy_j"] else 0.0)
+
+
+def _rescale_callback(order: str | None, wl: Workload, br: int, bc: int):
+    if order is None:
+        return None
+    from .softmax import rescale_profile
+
+    if wl.phase == "decode":
+        # One row per query head; a rescale multiplies only that row's F elements.
+        p = rescale_profile(order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal)
+        return lambda rows, keys: p.row_rescales_per_row
+    p = rescale_profile(order, wl.seq_len, br, bc, phase="prefill", causal=wl.causal)
+    return lambda rows, keys: p.tile_rescales_per_tile
+
+
+def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | None = "default",
+             overrides: dict | None = None) -> Result:
+    """Evaluate ``design`` on ``workload`` (a Workload or its fields as a dict).
+
+    ``softmax_order``: KV-block order of the online softmax ("default" = the design's
+    own; None = charge no rescale). ``overrides``: arch-spec Jinja variables, e.g.
+    ``{"N_IP_MACROS": 16, "GLB_BYTES": 4 << 20}``.
+    """
+    wl = workload if isinstance(workload, Workload) else Workload(**workload)
+    d = get_design(design)
+    arch = load_arch(d.arch, dict(d.overrides) | (overrides or {}))
+    order = d.softmax_order if softmax_order == "default" else softmax_order
+    if d.softmax_order is None:
+        order = None  # the design does not fuse online softmax
+    from .dataflow import q_tile_rows
+
+    br, bc = q_tile_rows(arch, wl), int(arch.var("block_kv"))
+    counts = d.dataflow(arch, wl, _rescale_callback(order, wl, br, bc))
+    attn, breakdown, bounds = _cost(arch, counts, wl.attention_macs())
+    lin, _, _ = _cost(arch, weight_stationary_linear(arch, wl), wl.linear_macs())
+    layer = _combine([(attn, 1), (lin, 1)])
+    model_total = _combine([(layer, wl.cfg.layers)])
+    return Result(
+        design=design, model=wl.model, phase=wl.phase, seq_len=wl.seq_len,
+        batch=wl.batch, causal=wl.causal, softmax_order=order, block_q=counts.block_q,
+        block_kv=bc, attention=attn, layer=layer, model_total=model_total,
+        energy_breakdown_j=breakdown, latency_bounds_s=bounds,
+        rescale_events=counts.rescale_events, notes=counts.notes,
+    )

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Creates .venv (Python 3.12, pinned accelforge/hwcomponents, this package editable)
+# and the system packages the AccelForge mapper needs. Idempotent: a second run only
+# checks. Used by `make run` and `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Graphviz `dot`: AccelForge's mapper renders mappings with it.
+if ! command -v dot >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing graphviz (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
+  else
+    echo "setup: warning: graphviz (dot) missing and not root; 'fusioncim map' will not render" >&2
+  fi
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import fusioncim_plugin, accelforge' 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+  py=""
+  for cand in python3.12 "$(command -v pyenv >/dev/null && echo "$(pyenv root)/versions/"3.12*/bin/python3.12 | awk '{print $NF}')"; do
+    if [ -n "$cand" ] && "$cand" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+      py="$cand"; break
+    fi
+  done
+  if [ -z "$py" ]; then
+    echo "setup: error: Python 3.12 not found (hwcomponents needs >= 3.12). Install it, or put python3.12 on PATH." >&2
+    exit 1
+  fi
+  echo "setup: creating .venv with $("$py" --version)"
+  "$py" -m venv .venv
+  .venv/bin/pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c 'import fusioncim_plugin, accelforge, hwcomponents_fusioncim'
+  touch .venv/.installed
+fi

@@ -1,0 +1,265 @@
+"""Component models and their sourced energy tables (energy_tables/*.yaml).
+
+Reference-point expectations are hand-computed from the published numbers so that a
+changed table or formula shows up here.
+"""
+
+import math
+import shutil
+
+import hwcomponents
+import pytest
+from hwcomponents.scaling import tech_node_energy
+
+from fusioncim_plugin import tables
+from fusioncim_plugin.components import (
+    DRAM,
+    GlobalBufferSRAM,
+    IPCIMMacro,
+    OPCIMMacro,
+    SoftmaxUnit,
+    __all__ as COMPONENTS,
+)
+from fusioncim_plugin.tables import TableError, load_table
+
+PJ = 1e-12
+TABLE_NAMES = ["ipcim_macro", "opcim_macro", "softmax_unit", "global_buffer", "dram"]
+# Horowitz ISSCC 2014 is 45 nm; hwcomponents' Stillmaker-Baas factor to 28 nm.
+H45_TO_28 = tech_node_energy(28e-9, 45e-9)
+
+
+def close(a, b, rel=1e-9):
+    return math.isclose(a, b, rel_tol=rel)
+
+
+# ----------------------------------------------------------------------------- tables
+@pytest.mark.parametrize("name", TABLE_NAMES)
+def test_every_table_loads_and_every_value_is_sourced(name):
+    t = load_table(name)
+    assert t.path.name == f"{name}.yaml"
+    for section in (t.reference_point, t.entries):
+        assert section
+        for key, e in section.items():
+            assert e.source.strip(), f"{name}:{key} has no source"
+            assert isinstance(e.unit, str)
+
+
+def test_tables_name_the_component_class():
+    assert {load_table(n).component for n in TABLE_NAMES} == set(COMPONENTS)
+
+
+def _copy_tables(tmp_path, monkeypatch):
+    for n in TABLE_NAMES:
+        shutil.copy(tables.DEFAULT_DIR / f"{n}.yaml", tmp_path / f"{n}.yaml")
+    monkeypatch.setenv(tables.ENV_VAR, str(tmp_path))
+    return tmp_path
+
+
+def test_missing_source_is_an_error_naming_file_and_field(tmp_path, monkeypatch):
+    d = _copy_tables(tmp_path, monkeypatch)
+    p = d / "ipcim_macro.yaml"
+    text = p.read_text()
+    start = text.index("  mac_energy:")
+    src = text.index("    source:", start)
+    end = text.index("\n", src)
+    p.write_text(text[:src] + text[end + 1 :])
+    with pytest.raises(TableError) as err:
+        load_table("ipcim_macro")
+    assert "ipcim_macro.yaml" in str(err.value)
+    assert "entries.mac_energy.source" in str(err.value)
+
+
+def test_blank_source_is_an_error(tmp_path, monkeypatch):
+    d = _copy_tables(tmp_path, monkeypatch)
+    (d / "dram.yaml").write_text(
+        "component: DRAM\ndescription: x\nreference_point: {}\n"
+        "entries:\n  lpddr4_energy_per_bit: {value: 8, unit: pJ/bit, source: '  '}\n"
+    )
+    with pytest.raises(TableError, match=r"dram\.yaml.*lpddr4_energy_per_bit\.source"):
+        load_table("dram")
+
+
+def test_unknown_field_is_an_error_naming_file_and_field(tmp_path, monkeypatch):
+    d = _copy_tables(tmp_path, monkeypatch)
+    p = d / "softmax_unit.yaml"
+    p.write_text(p.read_text().replace("    value: 0.1\n", "    valeu: 0.1\n", 1))
+    with pytest.raises(TableError) as err:
+        load_table("softmax_unit")
+    msg = str(err.value)
+    assert "softmax_unit.yaml" in msg and "int_add_32b" in msg and "valeu" in msg
+
+
+def test_unknown_key_lookup_and_unit_mismatch_name_the_file():
+    t = load_table("ipcim_macro")
+    with pytest.raises(TableError, match=r"ipcim_macro\.yaml.*'no_such_key'"):
+        t.value("no_such_key")
+    with pytest.raises(TableError, match=r"ipcim_macro\.yaml.*mac_energy.*'pJ'.*'J'"):
+        t.value("mac_energy", "J")
+
+
+def test_missing_table_file_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(tables.ENV_VAR, str(tmp_path))
+    with pytest.raises(TableError, match="not found"):
+        load_table("ipcim_macro")
+
+
+def test_env_override_changes_the_numbers(tmp_path, monkeypatch):
+    d = _copy_tables(tmp_path, monkeypatch)
+    p = d / "dram.yaml"
+    p.write_text(p.read_text().replace("value: 8.0", "value: 4.0"))
+    assert close(DRAM().read().energy, 64 * 4.0 * PJ)
+
+
+# ----------------------------------------------------------------------------- IP-CIM
+def test_ipcim_reference_point_values():
+    m = IPCIMMacro()
+    assert (m.rows, m.cols, m.input_bits, m.weight_bits) == (128, 256, 8, 8)
+    # ReDCIM 36.5 TOPS/W INT8, 2 ops per MAC
+    assert close(m.compute().energy, 2 / 36.5e12, rel=1e-5)
+    assert close(m.compute().energy, 0.0547945 * PJ)
+    # one 256-bit row through the port, CACTI per-bit energies
+    assert close(m.write().energy, 256 * 0.0287837 * PJ)
+    assert close(m.read().energy, 256 * 0.0168832 * PJ)
+    assert close(m.area, 128 * 256 * 1.5827593e-12)
+    assert close(m.leak_power, 128 * 256 * 1.52497e-11)
+    # bit-serial inputs: 128 rows x 32 column groups / 8 cycles = 512 MACs per cycle
+    assert m.macs_per_cycle == 512
+    assert close(m.compute().throughput, 512 * 200e6)
+
+
+def test_ipcim_write_bits_per_action_and_precision_scaling():
+    m = IPCIMMacro()
+    one = m.write(bits_per_action=8).energy
+    assert close(m.write(bits_per_action=16).energy, 2 * one)
+    assert close(one, 8 * 0.0287837 * PJ)
+    assert close(m.read(bits_per_action=256).energy, m.read().energy)
+    e8 = m.compute().energy
+    assert close(IPCIMMacro(input_bits=4).compute().energy, e8 / 2)
+    assert close(IPCIMMacro(weight_bits=4).compute().energy, e8 / 2)
+    assert IPCIMMacro(input_bits=4).macs_per_cycle == 1024
+
+
+def test_ipcim_tech_node_scaling_direction():
+    ref, small, big = IPCIMMacro(), IPCIMMacro(tech_node=22e-9), IPCIMMacro(tech_node=45e-9)
+    for action in ("compute", "write", "read"):
+        e = getattr(ref, action)().energy
+        assert getattr(small, action)().energy < e < getattr(big, action)().energy
+    assert close(small.compute().energy, ref.compute().energy * tech_node_energy(22e-9, 28e-9))
+    assert small.area < ref.area < big.area
+
+
+def test_ipcim_rejects_ragged_geometry():
+    with pytest.raises(ValueError):
+        IPCIMMacro(cols=100)
+
+
+# ----------------------------------------------------------------------------- OP-CIM
+def test_opcim_reference_point_values():
+    m = OPCIMMacro()
+    assert (m.rows, m.cols, m.acc_bits, m.scale_bits) == (128, 768, 24, 16)
+    rmw = 24 * (0.0060343 + 0.0179348) * PJ
+    assert close(m.compute().energy, 0.0547945 * PJ + rmw)
+    assert close(m.accumulate().energy, m.compute().energy)
+    scale_mult = 3.1 * 24 * 16 / 1024 * PJ * H45_TO_28
+    assert close(m.rescale().energy, rmw + scale_mult)
+    assert close(m.write().energy, 768 * 0.0483056 * PJ)
+    assert close(m.read().energy, 768 * 0.036405 * PJ)
+    assert m.n_accumulators == 128 * 768 // 24 == 4096
+    assert m.macs_per_cycle == 512
+    assert close(m.area, 128 * 768 * 1.5827593e-12)
+
+
+def test_opcim_scaling():
+    m = OPCIMMacro()
+    assert close(m.read(bits_per_action=48).energy, 2 * m.read(bits_per_action=24).energy)
+    assert OPCIMMacro(tech_node=22e-9).compute().energy < m.compute().energy
+    assert OPCIMMacro(tech_node=22e-9).rescale().energy < m.rescale().energy
+    # a wider accumulator costs more per in-place update and per rescale
+    assert OPCIMMacro(acc_bits=32).compute().energy > m.compute().energy
+    assert OPCIMMacro(acc_bits=32).rescale().energy > m.rescale().energy
+    # amortizing the read-modify-write over k products divides only that part by k
+    k4 = OPCIMMacro(accumulations_per_writeback=4).compute().energy
+    rmw = 24 * (0.0060343 + 0.0179348) * PJ
+    assert close(k4, 0.0547945 * PJ + rmw / 4)
+
+
+# ----------------------------------------------------------------------------- softmax
+def test_softmax_reference_point_values():
+    s = SoftmaxUnit()
+    add16 = 0.1 * 16 / 32 * PJ * H45_TO_28
+    mult16 = 3.1 * 256 / 1024 * PJ * H45_TO_28
+    assert close(s.add().energy, add16)
+    assert close(s.max_compare().energy, add16)
+    assert close(s.multiply().energy, mult16)
+    assert close(s.exp().energy, 3 * mult16 + 4 * add16)
+    assert close(s.reciprocal().energy, 4 * mult16 + 2 * add16)
+    # compare + subtract + exp + add to running sum + requantize (1 mult + 1 add)
+    expected = add16 + add16 + (3 * mult16 + 4 * add16) + add16 + (mult16 + add16)
+    assert close(s.compute().energy, expected)
+    assert close(s.compute().throughput, 16 * 200e6)
+    assert s.area > 0 and s.leak_power > 0
+
+
+def test_softmax_scaling():
+    s = SoftmaxUnit()
+    assert SoftmaxUnit(tech_node=22e-9).exp().energy < s.exp().energy
+    assert close(SoftmaxUnit(data_bits=32).add().energy, 2 * s.add().energy)
+    assert close(SoftmaxUnit(data_bits=32).multiply().energy, 4 * s.multiply().energy)
+    assert close(SoftmaxUnit(lanes=32).compute().throughput, 2 * s.compute().throughput)
+    assert SoftmaxUnit(lanes=32).area > s.area
+
+
+# ----------------------------------------------------------------------------- memories
+def test_global_buffer_reference_point_values():
+    g = GlobalBufferSRAM()
+    assert close(g.read().energy, 256 * 0.610709 * PJ)
+    assert close(g.write().energy, 256 * 0.528081 * PJ)
+    assert close(g.read(bits_per_action=8).energy, 8 * 0.610709 * PJ)
+    assert close(g.area, 2755932.0e-12)
+    assert close(g.leak_power, 1.58361e-4)
+    assert close(g.read().throughput, 1 / 5.010594e-9)
+
+
+def test_global_buffer_scaling():
+    g = GlobalBufferSRAM()
+    big = GlobalBufferSRAM(size=2 * 16777216)
+    assert close(big.read().energy, g.read().energy * 2 ** (1.56 / 2))  # CACTI depth fit
+    assert close(big.area, 2 * g.area)
+    banked = GlobalBufferSRAM(n_banks=4)
+    assert banked.read().energy < g.read().energy
+    assert close(banked.read().throughput, 4 * g.read().throughput)
+    assert GlobalBufferSRAM(tech_node=22e-9).read().energy < g.read().energy
+
+
+def test_dram_values():
+    d = DRAM()
+    assert close(d.read().energy, 64 * 8.0 * PJ)
+    assert close(d.write(bits_per_action=8).energy, 8 * 8.0 * PJ)
+    assert close(d.read().throughput, 3.2e9)
+    assert close(DRAM(dram_type="HBM2", width=1024).read(bits_per_action=1).energy, 6.25 * PJ)
+    with pytest.raises(TableError, match="ddr9_energy_per_bit"):
+        DRAM(dram_type="DDR9")
+
+
+# ----------------------------------------------------------------------------- plugin
+def test_plugin_discovery_finds_our_models():
+    found = {m.__name__: m for m in hwcomponents.get_models()}
+    for name in ("IPCIMMacro", "OPCIMMacro", "SoftmaxUnit", "GlobalBufferSRAM", "DRAM"):
+        assert name in found, name
+        assert found[name].__module__.startswith("fusioncim_plugin.components")
+
+
+def test_public_hwcomponents_calls_return_table_values():
+    cost = hwcomponents.get_action_cost("IPCIMMacro", {}, "compute", {})
+    assert close(cost.energy, 0.0547945 * PJ)
+    # AccelForge passes every component attribute; unknown ones are ignored
+    attrs = {"name": "QArray", "size": 32768, "n_parallel_instances": 8, "tech_node": 28e-9}
+    w = hwcomponents.get_action_cost("IPCIMMacro", attrs, "write", {"bits_per_action": 8})
+    assert close(w.energy, 8 * 0.0287837 * PJ)
+    r = hwcomponents.get_action_cost("OPCIMMacro", {}, "rescale", {})
+    assert close(r.energy, OPCIMMacro().rescale().energy)
+    e = hwcomponents.get_action_cost("SoftmaxUnit", {"lanes": 8}, "exp", {})
+    assert close(e.energy, SoftmaxUnit().exp().energy)
+    assert close(hwcomponents.get_area("IPCIMMacro", {}), IPCIMMacro().area)
+    m = hwcomponents.get_model("IPCIMMacro", {"size": 32768}, required_actions=["read", "write"])
+    assert isinstance(m, IPCIMMacro)

@@ -1,0 +1,106 @@
+"""evaluate(): hand-counted traffic, closed-form MACs, conservation, latency bounds."""
+
+import pytest
+
+from fusioncim_plugin import evaluate
+from fusioncim_plugin.designs import DESIGNS
+from fusioncim_plugin.workload import Workload
+
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def r8k():
+    return evaluate("fusioncim", Workload(model="llama3-8b", phase="prefill", seq_len=4096))
+
+
+def test_dram_traffic_is_the_attention_io_lower_bound(r8k):
+    # K+V of one KV head = 2 x 4096 x 128 B = 1 MiB fit the 2 MiB buffer, so DRAM sees
+    # Q (32 heads x 4096 x 128 B = 16 MiB), K (8 heads: 4 MiB), V (4 MiB) read once and
+    # O (16 MiB) written once.
+    assert r8k.attention.dram_bytes == (16 + 4 + 4 + 16) * MiB
+    assert "fit the global buffer" in r8k.notes[0]
+
+
+def test_dram_traffic_when_kv_does_not_fit():
+    # 32K tokens: K+V of a KV head = 16 MiB > 2 MiB: each Q tile re-streams the keys it
+    # sees (causal: tile i sees (i+1) x 128 keys), per query head.
+    r = evaluate("fusioncim", Workload(model="llama3-8b", seq_len=32768))
+    tiles = 32768 // 128
+    keys_streamed = 128 * tiles * (tiles + 1) // 2  # per query head
+    kv = 2 * 32 * keys_streamed * 128  # K and V, 32 query heads, bytes
+    q_o = 2 * 32 * 32768 * 128
+    assert r.attention.dram_bytes == kv + q_o
+
+
+@pytest.mark.parametrize("model,phase,L", [
+    ("llama3-8b", "prefill", 2048), ("llama3-8b", "decode", 8192),
+    ("llama3-70b", "prefill", 1024), ("llama3-70b", "decode", 4096)])
+def test_mac_count_closed_form(model, phase, L):
+    wl = Workload(model=model, phase=phase, seq_len=L)
+    r = evaluate("fusioncim", wl)
+    heads, E = wl.cfg.q_heads, 128
+    if phase == "decode":
+        assert r.attention.macs == 2 * heads * L * E
+        assert r.attention.macs_executed == r.attention.macs  # nothing masked
+    else:
+        assert r.attention.macs == 2 * heads * L * (L + 1) // 2 * E
+        # executed: every stored Q row meets every streamed key of its tile; the masked
+        # half of each 128x128 diagonal block is computed too: 128*127/2 per tile.
+        tiles = L // 128
+        assert r.attention.macs_executed == r.attention.macs + 2 * heads * E * tiles * (128 * 127 // 2)
+
+
+def test_non_causal_executed_macs_equal_across_designs():
+    wl = Workload(model="llama3-8b", seq_len=1024, causal=False)
+    macs = {d: evaluate(d, wl).attention.macs_executed for d in DESIGNS}
+    assert set(macs.values()) == {2 * 32 * 1024 * 1024 * 128}, macs
+
+
+def test_energy_is_the_sum_of_its_parts(r8k):
+    a = r8k.attention
+    assert a.energy_j == pytest.approx(sum(r8k.energy_breakdown_j.values()), rel=1e-12)
+    assert a.energy_j == pytest.approx(sum(a.energy_by_category_j.values()), rel=1e-12)
+    assert r8k.energy_breakdown_j["leakage"] > 0
+    assert r8k.layer.energy_j > a.energy_j
+    assert r8k.model_total.energy_j == pytest.approx(32 * r8k.layer.energy_j, rel=1e-12)
+
+
+def test_latency_not_below_compute_or_dram_bound(r8k):
+    b = r8k.latency_bounds_s
+    assert r8k.attention.latency_s >= b["compute"] > 0
+    assert r8k.attention.latency_s >= b["dram"] > 0
+    assert r8k.attention.latency_s == max(b.values())
+    # DRAM bound by hand: 40 MiB at 25.6 GB/s
+    assert b["dram"] == pytest.approx(40 * MiB / 25.6e9)
+
+
+def test_tops_per_w_is_ops_over_energy(r8k):
+    a = r8k.attention
+    assert a.tops_per_w == pytest.approx(2 * a.macs / a.energy_j / 1e12)
+    assert a.tops == pytest.approx(2 * a.macs / a.latency_s / 1e12)
+
+
+def test_rescale_is_its_own_line_and_order_matters():
+    wl = Workload(model="llama3-8b", seq_len=2048)
+    nat = evaluate("fusioncim", wl, softmax_order="natural")
+    ada = evaluate("fusioncim", wl, softmax_order="adaptive")
+    off = evaluate("fusioncim", wl, softmax_order=None)
+    assert nat.attention.energy_by_category_j["rescale"] > 0
+    assert "rescale" not in off.attention.energy_by_category_j
+    assert nat.rescale_events >= ada.rescale_events
+    assert nat.attention.energy_j >= ada.attention.energy_j >= off.attention.energy_j
+
+
+def test_energy_grows_with_sequence_length():
+    e = [evaluate("fusioncim", Workload(model="llama3-8b", seq_len=L)).attention.energy_j
+         for L in (512, 1024, 2048, 4096)]
+    assert e == sorted(e) and e[-1] > 4 * e[0]
+
+
+def test_overrides_change_the_arch():
+    wl = Workload(model="llama3-8b", seq_len=4096)
+    base = evaluate("fusioncim", wl)
+    more = evaluate("fusioncim", wl, overrides={"N_IP_MACROS": 16, "N_OP_MACROS": 32})
+    assert more.block_q == 2 * base.block_q == 256
+    assert more.attention.buffer_bytes < base.attention.buffer_bytes  # fewer K/V re-reads
