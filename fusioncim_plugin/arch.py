@@ -128,16 +128,21 @@ def _load_arch(path: str, items: tuple) -> Arch:
 
 
 def _explain(fname: str, e: Exception) -> str:
-    """Turn a framework exception into one message that names the field."""
-    msg = str(e).strip()
-    low = msg.lower()
-    if "no model found" in low or "could not find" in low or "component_class" in low \
-            or "no models" in low:
-        first = msg.splitlines()[0][:400]
-        return (f"{fname}: a component_class could not be resolved by hwcomponents: "
-                f"{first}. Use a class that `hwcomponents.get_models()` lists (ours: "
-                f"IPCIMMacro, OPCIMMacro, SoftmaxUnit, GlobalBufferSRAM, DRAM) or "
-                f"install your plugin module named `hwcomponents_<name>`.")
-    lines = [ln for ln in msg.splitlines() if ln.strip()]
-    short = " | ".join(lines[:6])[:800]
-    return f"{fname}: invalid spec: {type(e).__name__}: {short}"
+    """Turn a framework exception into one message that names the field and the fix."""
+    from pydantic import ValidationError
+
+    if isinstance(e, ValidationError):
+        errs = [f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+        return f"{fname}: invalid spec: " + "; ".join(errs[:5])
+    msg = " ".join(str(e).split())
+    if "is not supported by any models" in msg:
+        name = msg.split("Component ", 1)[-1].split(" is not supported", 1)[0]
+        return (f"{fname}: component_class {name!r} is not a model hwcomponents knows. Use "
+                f"one that `hwcomponents.get_models()` lists (ours: IPCIMMacro, OPCIMMacro, "
+                f"SoftmaxUnit, GlobalBufferSRAM, DRAM) or install your plugin as a module "
+                f"named `hwcomponents_<name>` (docs/plugging_a_macro.md).")
+    if "Failed to evaluate" in msg:
+        where = msg.split(" Problem encountered", 1)[0].replace("EvaluationError in ", "")
+        return (f"{fname}: {where}. A name in that expression is not defined: add it "
+                f"to the spec's `variables:` section or fix the spelling.")
+    return f"{fname}: invalid spec: {type(e).__name__}: {msg[:600]}"

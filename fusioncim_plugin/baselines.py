@@ -5,11 +5,12 @@ Same substrate as FusionCIM (technology, macro budget, buffer, DRAM: one arch sp
 Counts use the conventions of :mod:`fusioncim_plugin.dataflow` (bits for memory actions,
 MACs/elements for compute).
 
-* ``unfused_kv_stationary`` - IP-CIM, unfused (TranCIM-style, Tu et al. JSSC 2023): K
-  tiles written into the CIM arrays as the stationary operand (read transposed from the
-  buffer), all Q rows streamed; S written to the buffer (to DRAM when a head's S does not
-  fit); softmax as a separate two-pass sweep over S; then V tiles written into the arrays
-  and P streamed, O partial sums accumulated in the buffer.
+* ``unfused_kv_stationary`` - IP-CIM, unfused (TranCIM-style, Tu et al. JSSC 2023): per
+  block of Q rows sized so its S and P fit the buffer, K tiles are written into the CIM
+  arrays as the stationary operand (read transposed from the buffer) and the rows
+  stream; S is written to the buffer; softmax is a separate two-pass sweep over S; then
+  V tiles are written into the arrays and P streams, O partial sums accumulating in the
+  buffer. S goes to DRAM only if one row's S does not fit.
 * ``fused_kv_stationary`` - IP-CIM with fused online softmax but KV-stationary (a
   FlashAttention-style tiling on IP-CIM): S stays on chip, but every Q tile re-writes the
   K and V blocks it visits into the arrays, K is read transposed, and the O tile
@@ -22,6 +23,8 @@ MACs/elements for compute).
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from .arch import Arch, SpecError
 from .dataflow import Counts, _cycles, per_cycle
@@ -62,76 +65,85 @@ def _q_tiles(wl: Workload, br: int) -> list[tuple[int, int, int]]:
 
 # --------------------------------------------------------------------------------------
 def unfused_kv_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Counts:
+    """Per Q row block (as many rows as let the block's S and P fit the buffer beside
+    K/V): every visible K tile is written into IP-CIM and the block's rows stream
+    through it; S goes to the buffer; two softmax passes (max; exp, sum -> P); every
+    visible V tile is written into IP-CIM and P streams through it, O partial sums
+    accumulating in the buffer. K and V are re-written into the arrays for every row
+    block: the repeated KV loading of the unfused style."""
     c = Counts()
     cfg = wl.cfg
     E = F = cfg.head_dim
     db, acc = arch.var("data_bits"), arch.var("acc_bits")
-    n_mac = arch.var("n_ip_macros")
     n_kv = wl.batch * cfg.kv_heads
-    G, L, Lq = wl.group, wl.seq_len, wl.n_queries
-    bk = _stationary_rows(arch, E, n_mac)  # key rows (or V rows) one array load holds
-    c.block_q = bk
+    L = wl.seq_len
+    causal = wl.is_causal_square
+    bk = _stationary_rows(arch, E, arch.var("n_ip_macros"))  # K or V rows per array load
+    glb = arch.var("glb_bytes") * 8
+    kv_bits = L * E * db
+    kv_fits = 2 * kv_bits <= glb // 2
+    per_row = L * (acc + db) + E * db + F * acc  # S and P row, Q row, O partial-sum row
+    bq = (glb - (2 * kv_bits if kv_fits else 0)) // per_row
+    spill = bq < 1
+    bq = int(max(1, bq))
+    c.block_q = bq
+    blocks = _q_tiles(wl, bq)
+    c.n_tiles = n_kv * sum(m for _, _, m in blocks)
+    c.notes.append(f"row blocks of {bq} query rows keep S and P in the buffer"
+                   if not spill else "one query row's S and P exceed the buffer: spilled to DRAM")
     _io(c, wl, db)
 
-    # Score elements executed per KV head: K tile j (keys [j*bk, ...)) meets every Q row
-    # that can see any of its keys (causal: rows >= j*bk).
-    def rows_seeing(k0: int) -> int:
-        return Lq if (wl.phase == "decode" or not wl.causal) else Lq - k0
-
-    k_tiles = [(k0, min(bk, L - k0)) for k0 in range(0, L, bk)]
-    elems = G * sum(n * rows_seeing(k0) for k0, n in k_tiles)  # per KV head
-    q_stream = G * sum(rows_seeing(k0) for k0, _ in k_tiles) * E * db  # Q re-read per K tile
-    c.n_tiles = n_kv * len(k_tiles)
-
-    kv_bits = L * E * db
-    c.add("DRAM", "read", "K", n_kv * kv_bits)
-    c.add("DRAM", "read", "V", n_kv * kv_bits)
-    for t in ("K", "V"):
-        c.add("GlobalBuffer", "write", t, n_kv * kv_bits)
-        c.add("GlobalBuffer", "read", t, n_kv * kv_bits)
-        # Written into the arrays as the stationary operand, once per KV head.
-        c.add("IPCIMArray", "write", t, n_kv * kv_bits)
-    # K is stored transposed in IP-CIM: one extra buffer pass through a transpose stage.
-    c.add("GlobalBuffer", "write", "K^T", n_kv * kv_bits)
-    c.add("GlobalBuffer", "read", "K^T", n_kv * kv_bits)
-    c.add("GlobalBuffer", "read", "Q", n_kv * q_stream)
-    c.add("IPCIM_MAC", "compute", "S", n_kv * elems * E)
-
-    # S (acc bits) to the buffer; softmax pass 1 reads S for the row max, pass 2 reads S,
-    # writes P = exp(S - max) (INT8); 1/l folds into the O normalization.
+    elems = streamed_rows = kv_rows = first_visits = 0  # per KV head
+    for r0, rows, m in blocks:
+        r1 = r0 + rows
+        kmax = min(L, r1) if causal else L
+        k0 = np.arange(0, kmax, bk)
+        tile = np.minimum(bk, kmax - k0)
+        srows = (r1 - np.maximum(r0, k0)) if causal else np.full_like(k0, rows)
+        srows = np.clip(srows, 0, None)
+        elems += m * int((tile * srows).sum())
+        streamed_rows += m * int(srows.sum())
+        kv_rows += m * kmax
+        first_visits += m * rows
     s_bits, p_bits = elems * acc, elems * db
-    head_s_bits = (s_bits + p_bits) / G  # S and P of one query head
-    spill = head_s_bits > arch.var("glb_bytes") * 8
-    c.notes.append(f"S+P of one head: {head_s_bits / 8 / 2**20:.2f} MiB -> "
-                   + ("spilled to DRAM" if spill else "kept in the global buffer"))
+    kv_dram = kv_bits if kv_fits else kv_rows * E * db
+    for t in ("K", "V"):
+        c.add("DRAM", "read", t, n_kv * kv_dram)
+        c.add("GlobalBuffer", "write", t, n_kv * kv_dram)
+        c.add("GlobalBuffer", "read", t, n_kv * kv_rows * E * db)
+        c.add("IPCIMArray", "write", t, n_kv * kv_rows * E * db)
+    # K is stored transposed in IP-CIM: one extra pass through the buffer's transpose stage.
+    c.add("GlobalBuffer", "write", "K^T", n_kv * kv_rows * E * db)
+    c.add("GlobalBuffer", "read", "K^T", n_kv * kv_rows * E * db)
+    c.add("GlobalBuffer", "read", "Q", n_kv * streamed_rows * E * db)
+    c.add("IPCIM_MAC", "compute", "S", n_kv * elems * E)
     c.add("GlobalBuffer", "write", "S", n_kv * s_bits)
     c.add("GlobalBuffer", "read", "S", 2 * n_kv * s_bits)
     c.add("GlobalBuffer", "write", "P", n_kv * p_bits)
+    c.add("GlobalBuffer", "read", "P", n_kv * p_bits)
     if spill:
         c.add("DRAM", "write", "S", n_kv * s_bits)
         c.add("DRAM", "read", "S", 2 * n_kv * s_bits)
         c.add("DRAM", "write", "P", n_kv * p_bits)
         c.add("DRAM", "read", "P", n_kv * p_bits)
     c.add("SoftmaxUnit", "compute", "P", n_kv * elems)
-    o_rows = wl.batch * cfg.q_heads * Lq
+    o_rows = wl.batch * cfg.q_heads * wl.n_queries
     c.add("SoftmaxUnit", "reciprocal", "l", o_rows)
     c.add("SoftmaxUnit", "multiply", "O", o_rows * F)
-
-    # PV with V tiles stationary: P rows streamed once per V tile, O partial sums
-    # (acc bits) read-modified-written in the buffer for every V tile after the first.
-    c.add("GlobalBuffer", "read", "P", n_kv * p_bits)
     c.add("IPCIM_MAC", "compute", "O", n_kv * elems * F)
-    o_partial_rows = G * sum(rows_seeing(k0) for k0, _ in k_tiles)  # row-tile visits
-    c.add("GlobalBuffer", "write", "O_psum", n_kv * o_partial_rows * F * acc)
-    c.add("GlobalBuffer", "read", "O_psum", n_kv * (o_partial_rows - G * Lq) * F * acc)
+    # O partial sums (acc bits): written after every V tile, read back before all but
+    # the first.
+    c.add("GlobalBuffer", "write", "O_psum", n_kv * streamed_rows * F * acc)
+    c.add("GlobalBuffer", "read", "O_psum", n_kv * (streamed_rows - first_visits) * F * acc)
     c.macs_executed = n_kv * elems * (E + F)
 
+    # Latency: QK^T, the two softmax passes and PV run one after another; every array
+    # load stalls the macros it rewrites.
     ip = per_cycle(arch, "IPCIM_MAC", "compute")
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
     wr = per_cycle(arch, "IPCIMArray", "write")
-    cyc = (_cycles(elems * (E + F), ip) + 2 * _cycles(elems, sm)
-           + 2 * _cycles(kv_bits, wr))
-    c.compute_cycles = n_kv * cyc
+    c.compute_cycles = n_kv * (_cycles(elems * (E + F), ip) + 2 * _cycles(elems, sm)
+                               + _cycles(2 * kv_rows * E * db, wr))
     return c
 
 

@@ -18,6 +18,9 @@ import sys
 from pydantic import ValidationError
 
 
+SUBCOMMAND_MODULES = [".sweep", ".stock"]
+
+
 def _overrides(items: list[str]) -> dict:
     out = {}
     for it in items or []:
@@ -92,7 +95,8 @@ def _fmt_result(r) -> str:
 def cmd_evaluate(a) -> int:
     from .evaluation import evaluate
 
-    r = evaluate(a.design, _workload(a), softmax_order=_order(a), overrides=_overrides(a.set))
+    r = evaluate(a.design, _workload(a), softmax_order=_order(a), overrides=_overrides(a.set),
+                 arch=a.arch)
     print(json.dumps(r.model_dump(), indent=2) if a.json else _fmt_result(r))
     return 0
 
@@ -125,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fusioncim", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("evaluate", help="evaluate one design on one workload")
-    e.add_argument("--design", default="fusioncim")
+    e.add_argument("--design", default="fusioncim", help="one of: fusioncim, hybrid-qo, "
+                   "hybrid, ipcim-fused, ipcim-unfused")
+    e.add_argument("--arch", default=None, help="use this AccelForge arch spec (path or "
+                   "arch_specs/ stem) instead of the design's own, e.g. to plug in a macro")
     _workload_args(e)
     e.set_defaults(func=cmd_evaluate)
     c = sub.add_parser("compare", help="all designs on one workload, relative to FusionCIM")
@@ -135,12 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_reproduce)
-    try:
-        from .softmax.cli import register
-    except ImportError:  # the softmax subpackage is optional at import time
-        pass
-    else:
-        register(sub)
+    # Subcommands that live beside their feature: each module has register(subparsers).
+    import importlib
+
+    for mod in SUBCOMMAND_MODULES:
+        importlib.import_module(mod, __package__).register(sub)
     return p
 
 

@@ -124,9 +124,12 @@ def qo_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Cou
     rows_x_keys = sum(r * k * m for r, k, m in ts)  # executed score elements per KV head
     staging_bits = 2 * br * E * db  # a Q tile in, an O tile out
     kv_fits = 2 * kv_bits_head + staging_bits <= arch.var("glb_bytes") * 8
-    c.notes.append(f"K/V of a KV head ({2 * kv_bits_head / 8 / 2**20:.2f} MiB) "
-                   + ("fit the global buffer: read from DRAM once"
-                      if kv_fits else "do not fit the global buffer: re-streamed from DRAM per Q tile"))
+    if wl.phase == "decode":
+        c.notes.append("decode: K/V of each KV head stream from DRAM once per step")
+    else:
+        c.notes.append(f"K/V of a KV head ({2 * kv_bits_head / 8 / 2**20:.2f} MiB) " + (
+            "fit the global buffer: read from DRAM once" if kv_fits
+            else "do not fit the global buffer: re-streamed from DRAM per Q tile"))
 
     # DRAM: Q in, O out once; K, V once per KV head if they fit, else per Q tile.
     kv_dram = n_kv * (kv_bits_head if kv_fits else streamed_keys * E * db)

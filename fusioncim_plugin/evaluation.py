@@ -125,39 +125,41 @@ def _combine(parts: list[tuple[Cost, float]]) -> Cost:
                 tops_per_w=ops / tot["energy_j"] / 1e12 if tot["energy_j"] else 0.0)
 
 
-def _rescale_callback(order: str | None, wl: Workload, br: int, bc: int):
+def _rescale_callback(order: str | None, wl: Workload, bc: int):
+    """events(rows, keys) for one Q tile: O-tile rescale events (prefill; the hardware
+    rescales the whole tile when any row's max grows), or per-row events (decode: the
+    tile's rows belong to different heads and each rescales only its own row)."""
     if order is None:
         return None
     from .softmax import rescale_profile
 
     if wl.phase == "decode":
-        # One row per query head; a rescale multiplies only that row's F elements.
-        p = rescale_profile(order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal)
-        return lambda rows, keys: p.row_rescales_per_row
-    p = rescale_profile(order, wl.seq_len, br, bc, phase="prefill", causal=wl.causal)
-    return lambda rows, keys: p.tile_rescales_per_tile
+        return lambda rows, keys: rescale_profile(
+            order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal).row_rescales_per_row
+    return lambda rows, keys: rescale_profile(
+        order, wl.seq_len, rows, bc, phase="prefill", causal=wl.causal).tile_rescales_per_tile
 
 
 def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | None = "default",
-             overrides: dict | None = None) -> Result:
+             overrides: dict | None = None, arch: str | None = None) -> Result:
     """Evaluate ``design`` on ``workload`` (a Workload or its fields as a dict).
 
     ``softmax_order``: KV-block order of the online softmax ("default" = the design's
     own; None = charge no rescale). ``overrides``: arch-spec Jinja variables, e.g.
-    ``{"N_IP_MACROS": 16, "GLB_BYTES": 4 << 20}``.
+    ``{"N_IP_MACROS": 16, "GLB_BYTES": 4 << 20}``. ``arch``: another arch spec (file stem
+    in arch_specs/ or a path) with the same component names, e.g. one that plugs in
+    your own macro class.
     """
     wl = workload if isinstance(workload, Workload) else Workload(**workload)
     d = get_design(design)
-    arch = load_arch(d.arch, dict(d.overrides) | (overrides or {}))
+    hw = load_arch(arch or d.arch, dict(d.overrides) | (overrides or {}))
     order = d.softmax_order if softmax_order == "default" else softmax_order
     if d.softmax_order is None:
         order = None  # the design does not fuse online softmax
-    from .dataflow import q_tile_rows
-
-    br, bc = q_tile_rows(arch, wl), int(arch.var("block_kv"))
-    counts = d.dataflow(arch, wl, _rescale_callback(order, wl, br, bc))
-    attn, breakdown, bounds = _cost(arch, counts, wl.attention_macs())
-    lin, _, _ = _cost(arch, weight_stationary_linear(arch, wl), wl.linear_macs())
+    bc = int(hw.var("block_kv"))
+    counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc))
+    attn, breakdown, bounds = _cost(hw, counts, wl.attention_macs())
+    lin, _, _ = _cost(hw, weight_stationary_linear(hw, wl), wl.linear_macs())
     layer = _combine([(attn, 1), (lin, 1)])
     model_total = _combine([(layer, wl.cfg.layers)])
     return Result(

@@ -1,0 +1,5 @@
+"""Placeholder; filled in by its feature work."""
+
+
+def register(subparsers) -> None:
+    pass
