@@ -18,7 +18,7 @@ import sys
 from pydantic import ValidationError
 
 
-SUBCOMMAND_MODULES = [".sweep", ".stock"]
+SUBCOMMAND_MODULES = [".softmax.cli", ".sweep", ".stock"]
 
 
 def _overrides(items: list[str]) -> dict:

@@ -17,6 +17,35 @@ from .evaluation import Result, evaluate
 from .workload import Workload
 
 PAPER = {"energy_saving": 3.86, "speedup": 1.98, "system_tops_per_w": 29.4}
+# One named assumption changed at a time (see README, "Assumptions").
+SENSITIVITY = [
+    ("default", {}),
+    ("OP-CIM sums 64 products in registers per write-back (OPCIM_ACCUM_PER_WRITEBACK=64)",
+     {"OPCIM_ACCUM_PER_WRITEBACK": 64}),
+    ("4x wider buffer port (GLB_WIDTH_BITS=2048)", {"GLB_WIDTH_BITS": 2048}),
+]
+EXPLANATION = [
+    "* **Energy.** With the literal OP-CIM model (every PV product read-modify-writes its "
+    "own 16-bit accumulator in the SRAM cells, CACTI energies) an OP-CIM MAC costs ~8x an "
+    "IP-CIM MAC, whose adder tree shares one accumulation among 128 products. PV on OP-CIM "
+    "is then ~2/3 of FusionCIM's attention energy and cancels its data-movement savings at "
+    "short context; the savings grow with context, where the unfused baseline re-fetches "
+    "K/V from DRAM for every block of query rows whose S fits the buffer. The paper's "
+    "OP-CIM circuit must amortize the accumulator write-back (the sensitivity rows show "
+    "how much that is worth); we do not set a value that would match the paper.",
+    "* **Speedup.** Our baselines are bound by the single global-buffer port that the K "
+    "transpose pass, the two softmax passes over S and the O partial sums share, while "
+    "FusionCIM is compute-bound; the paper's buffer organization is not available. The "
+    "speedup falls toward the paper's 1.98x as the port widens.",
+    "* **System-level TOPS/W.** Our whole-layer figure runs the projections and FFN on "
+    "the same 28 nm IP-CIM macros (36.5 TOPS/W peak: ReDCIM, processor level) with DRAM "
+    "weight traffic and the buffer; the paper's higher 29.4 TOPS/W implies a more "
+    "efficient macro and/or on-chip weight reuse that we do not assume.",
+    "* **Ablation.** hybrid (ablation 1) costs more energy than ipcim-fused because of the "
+    "OP-CIM accumulator updates above, but it is ~2x faster; QO-stationary (hybrid-qo) "
+    "removes the K re-writes, the transpose pass and most buffer traffic; the pattern-aware "
+    "order (fusioncim) removes most rescales, a small share of energy in our model.",
+]
 PREFILL_LENS = [512, 1024, 2048, 4096, 8192, 16384, 32768]
 DECODE_LENS = PREFILL_LENS + [131072]
 
@@ -30,7 +59,7 @@ def format_compare(results: list[Result]) -> str:
     ref = next(r for r in results if r.design == "fusioncim")
     hdr = (f"{'design':<15}{'energy (J)':>12}{'x':>7}{'latency (s)':>13}{'x':>7}"
            f"{'TOPS/W':>9}{'DRAM (B)':>11}{'x':>7}{'buffer (B)':>12}{'x':>7}"
-           f"{'CIM wr (B)':>12}{'x':>8}")
+           f"{'CIM wr (B)':>12}{'x':>10}")
     r0 = results[0]
     lines = [f"attention of one layer, {r0.model} {r0.phase}, seq_len {r0.seq_len}, "
              f"batch {r0.batch}; 'x' = design / fusioncim", hdr, "-" * len(hdr)]
@@ -45,7 +74,7 @@ def format_compare(results: list[Result]) -> str:
             f"{a.latency_s:13.3e}{ratio(a.latency_s, f.latency_s)}{a.tops_per_w:9.2f}"
             f"{a.dram_bytes:11.3e}{ratio(a.dram_bytes, f.dram_bytes)}"
             f"{a.buffer_bytes:12.3e}{ratio(a.buffer_bytes, f.buffer_bytes)}"
-            f"{a.cim_write_bytes:12.3e}{ratio(a.cim_write_bytes, f.cim_write_bytes):>8}")
+            f"{a.cim_write_bytes:12.3e}{ratio(a.cim_write_bytes, f.cim_write_bytes):>10}")
     lines.append("")
     lines.append(f"whole layer (attention + projections + FFN), TOPS/W: " + ", ".join(
         f"{r.design} {r.layer.tops_per_w:.2f}" for r in results))
@@ -152,6 +181,19 @@ def summary(rows: list[dict]) -> str:
         share = r.get("energy_rescale_j", 0.0) / r["energy_j"]
         lines.append(f"| {d} | {r['energy_j']:.3e} | {r['latency_s']:.3e} | "
                      f"{r['dram_bytes']:.3e} | {100 * share:.1f} % |")
-    lines += ["", "Plots: energy_breakdown_*.png, saving_speedup_*.png, traffic_*.png, "
-              "tops_per_w_*.png in this folder."]
+    lines += ["", "## Where the gaps come from", "",
+              "Energy saving and speedup of FusionCIM over each prior-SOTA baseline, LLaMA-3-8B "
+              "prefill, when one named assumption changes (everything else default):", "",
+              "| setting | L | E(unfused)/E(FusionCIM) | E(fused)/E(FusionCIM) | "
+              "T(unfused)/T(FusionCIM) | T(fused)/T(FusionCIM) |", "|---|---|---|---|---|---|"]
+    for label, ov in SENSITIVITY:
+        for L in (4096, 32768):
+            wl = Workload(model="llama3-8b", phase="prefill", seq_len=L)
+            f, u, k = (evaluate(d, wl, overrides=ov).attention
+                       for d in ("fusioncim",) + BASELINES)
+            lines.append(f"| {label} | {L} | {u.energy_j / f.energy_j:.2f}x | "
+                         f"{k.energy_j / f.energy_j:.2f}x | {u.latency_s / f.latency_s:.2f}x | "
+                         f"{k.latency_s / f.latency_s:.2f}x |")
+    lines += ["", *EXPLANATION, "", "Plots: energy_breakdown_*.png, saving_speedup_*.png, "
+              "traffic_*.png, tops_per_w_*.png in this folder."]
     return "\n".join(lines) + "\n"

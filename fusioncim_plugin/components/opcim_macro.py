@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hwcomponents import ActionCost, ComponentModel, action
-from hwcomponents.scaling import quadratic
+from hwcomponents.scaling import quadratic, tech_node_energy
 
 from fusioncim_plugin.components._util import horowitz_to, int_mult_pj, pick, scale_tech_node
 from fusioncim_plugin.tables import load_table
@@ -34,7 +34,9 @@ class OPCIMMacro(ComponentModel):
         Clock in Hz (None: table reference, 200 MHz).
     accumulations_per_writeback: int
         Products summed in the near-memory unit's register before one read-modify-write
-        of the stored accumulator. 1 (default) = every product is accumulated in place.
+        of the stored accumulator. 1 (default) = every product is accumulated in place;
+        N > 1 adds a register read + write (acc_bits) per product and divides the cell
+        read-modify-write by N.
     """
 
     component_name = "OPCIMMacro"
@@ -80,6 +82,11 @@ class OPCIMMacro(ComponentModel):
         self._rmw_energy = self.acc_bits * pj * (
             t.value("acc_read_energy_per_bit", "pJ/bit") + t.value("acc_write_energy_per_bit", "pJ/bit")
         )
+        # With accumulations_per_writeback > 1 each product lands in a near-memory
+        # register (read + write of acc_bits) and the cells are updated once per N.
+        self._reg_energy = 0.0 if self.accumulations_per_writeback == 1 else (
+            2 * self.acc_bits * t.value("register_energy_per_bit", "pJ/bit") * pj
+            * tech_node_energy(ref_node, t.ref("register_tech_node", "m")))
         self._scale_mult_energy = (
             int_mult_pj(t, self.acc_bits, self.scale_bits) * pj * horowitz_to(t, ref_node)
         )
@@ -98,7 +105,8 @@ class OPCIMMacro(ComponentModel):
 
     def _mac(self) -> ActionCost:
         return ActionCost(
-            energy=self._mac_energy + self._rmw_energy / self.accumulations_per_writeback,
+            energy=(self._mac_energy + self._reg_energy
+                    + self._rmw_energy / self.accumulations_per_writeback),
             throughput=self.macs_per_cycle * self.frequency,
             latency=self.input_bits / self.frequency,
         )
