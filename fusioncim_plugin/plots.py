@@ -69,32 +69,31 @@ def _ratio_plot(ax, sub, designs, key, ylabel):
     ax.grid(alpha=0.3)
 
 
-def saving_speedup(sub, designs, out: Path) -> Path:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    _ratio_plot(a, sub, designs, "energy_j", "energy saving of FusionCIM (x)")
-    _ratio_plot(b, sub, designs, "latency_s", "speedup of FusionCIM (x)")
-    a.legend(fontsize=8)
-    fig.suptitle(f"FusionCIM vs other designs, attention, {sub[0]['model']} {sub[0]['phase']}")
+def _ratio_pair(sub, designs, out: Path, name: str, title: str, panels, log: bool) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (key, ylabel) in zip(axes, panels):
+        _ratio_plot(ax, sub, designs, key, ylabel)
+        if log:
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{title}, attention, {sub[0]['model']} {sub[0]['phase']}")
     fig.tight_layout()
-    p = out / f"saving_speedup_{_tag(sub)}.png"
+    p = out / f"{name}_{_tag(sub)}.png"
     fig.savefig(p, dpi=110)
     plt.close(fig)
     return p
+
+
+def saving_speedup(sub, designs, out: Path) -> Path:
+    return _ratio_pair(sub, designs, out, "saving_speedup", "FusionCIM vs other designs",
+                       [("energy_j", "energy saving of FusionCIM (x)"),
+                        ("latency_s", "speedup of FusionCIM (x)")], log=False)
 
 
 def traffic(sub, designs, out: Path) -> Path:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    _ratio_plot(a, sub, designs, "dram_bytes", "DRAM traffic / FusionCIM's (x)")
-    _ratio_plot(b, sub, designs, "buffer_bytes", "on-chip buffer traffic / FusionCIM's (x)")
-    a.set_yscale("log")
-    b.set_yscale("log")
-    a.legend(fontsize=8)
-    fig.suptitle(f"Traffic reduction, attention, {sub[0]['model']} {sub[0]['phase']}")
-    fig.tight_layout()
-    p = out / f"traffic_{_tag(sub)}.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p
+    return _ratio_pair(sub, designs, out, "traffic", "Traffic reduction",
+                       [("dram_bytes", "DRAM traffic / FusionCIM's (x)"),
+                        ("buffer_bytes", "on-chip buffer traffic / FusionCIM's (x)")], log=True)
 
 
 def tops_per_w(sub, designs, out: Path) -> Path:
