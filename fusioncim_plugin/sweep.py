@@ -1,5 +1,0 @@
-"""Placeholder; filled in by its feature work."""
-
-
-def register(subparsers) -> None:
-    pass
