@@ -1,5 +1,269 @@
-"""Placeholder; filled in by its feature work."""
+"""`fusioncim map` and `fusioncim stock`: AccelForge's mapper on our specs, and the same
+attention workload on AccelForge's stock compute-in-memory macro examples.
+
+  fusioncim map   --design fusioncim --model llama3-8b --phase prefill --seq-len 4096
+                  [--arch SPEC] [--metric energy|latency|edp] [--out mapping.yaml] [--kv-heads N]
+                  [--group N] [--score-pipe-bits N] [--jobs N] [--set NAME=VALUE] [--json]
+  fusioncim stock --model llama3-8b --phase prefill --seq-len 4096 [--macros a,b] [--json]
+
+Stock macros: the arch specs in AccelForge's ``examples/arches/compute_in_memory`` (read
+from the installed accelforge package through its own ``_load_spec.get_spec``, with the
+dummy main memory the stock notebooks add), run unfused the way the stock examples run
+a DNN layer: each matrix product is one Einsum mapped by AccelForge's mapper (the stock
+EDP objective) with a stationary "weight" in the array - K for QK^T and V for PV, the
+convention of AccelForge's own attention workload (examples/workloads/attention_decode) -
+and the other operand streamed as the "input". S is written to and P read from the
+dummy main memory, which costs nothing, and no softmax runs: these are macro-only
+figures. FusionCIM runs the same shape (non-causal) through our ``evaluate``; its table
+rows give the whole attention (DRAM, buffer, CIM, softmax) and its CIM macros alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+STOCK_MACROS = ("sinangil_jssc_2021", "wang_vlsi_2022", "jia_jssc_2020",
+                "colonnade_jssc_2021", "basic_analog")
+# Categories of evaluate()'s energy breakdown that are spent inside the CIM macros.
+MACRO_CATEGORIES = ("IP-CIM compute", "IP-CIM write", "OP-CIM compute", "OP-CIM read-out",
+                    "rescale")
+
+
+def cim_examples_dir() -> Path:
+    """``examples/arches/compute_in_memory`` of the installed accelforge package."""
+    from accelforge.examples import EXAMPLES_DIR
+
+    return Path(EXAMPLES_DIR) / "arches" / "compute_in_memory"
+
+
+@functools.lru_cache(maxsize=1)
+def _get_spec_fn():
+    path = cim_examples_dir() / "_load_spec.py"
+    spec = importlib.util.spec_from_file_location("_accelforge_cim_load_spec", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_spec
+
+
+def stock_names() -> list[str]:
+    return sorted(p.stem for p in cim_examples_dir().glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def stock_workload(wl):
+    """Our attention shape as two independent Einsums with KV as the stationary weight."""
+    import accelforge as af
+
+    d = wl.jinja_parse_data()
+    return af.Workload.model_validate(dict(
+        rank_sizes=dict(B=d["BATCH"], H=d["N_KV_HEADS"], G=d["GROUP"], M=d["N_QUERIES"],
+                        P=d["N_KEYS"], E=d["HEAD_DIM"], F=d["HEAD_DIM"]),
+        bits_per_value={"All": 8},  # INT8 operands, as workloads/attention.yaml (DATA_BITS)
+        einsums=[
+            dict(einsum="S[b, h, g, m, p] = Q[b, h, g, m, e] * K[b, h, p, e]",
+                 renames=dict(input="Q", weight="K", output="S")),
+            dict(einsum="O[b, h, g, m, f] = P[b, h, g, m, p] * V[b, h, p, E: f]",
+                 renames=dict(input="P", weight="V", output="O")),
+        ]))
+
+
+def stock_spec(name: str, wl):
+    """The stock example ``name`` (as its notebook loads it) with our attention workload."""
+    known = stock_names()
+    if name not in known:
+        raise ValueError(f"macros: unknown stock macro {name!r}; allowed: {', '.join(known)}")
+    spec = _get_spec_fn()(name, add_dummy_main_memory=True)
+    spec.workload = stock_workload(wl)
+    return spec
+
+
+@dataclass
+class Row:
+    name: str
+    energy_j: float | None
+    latency_s: float | None
+    macs: float | None
+    tops_per_w: float | None
+    tops: float | None
+    wall_s: float
+    scope: str
+    error: str | None = None
+
+
+def _first_sentence(e: Exception) -> str:
+    text = " ".join(str(e).split())
+    for stop in (". ", "Mapping:"):
+        if stop in text:
+            text = text[: text.index(stop) + 1]
+    if len(text) > 160:
+        text = text[:159] + "..."
+    return f"{type(e).__name__}: {text}"
+
+
+def run_stock(name: str, wl) -> Row:
+    """Map the attention workload on one stock macro (one macro, dummy main memory)."""
+    from .mapper import af_jobs, scratch_dir
+
+    t0 = time.perf_counter()
+    try:
+        spec = stock_spec(name, wl)
+        with scratch_dir(), af_jobs(1):
+            m = spec.map_workload_to_arch(print_progress=False)
+        e, lat, macs = float(m.energy()), float(m.latency()), float(m.n_computes())
+    except ValueError as exc:
+        if str(exc).startswith("macros:"):
+            raise
+        return Row(name, None, None, None, None, None, time.perf_counter() - t0,
+                   "stock macro", error=_first_sentence(exc))
+    except Exception as exc:  # the mapper's own failures are reported in the table
+        return Row(name, None, None, None, None, None, time.perf_counter() - t0,
+                   "stock macro", error=_first_sentence(exc))
+    return Row(name, e, lat, macs, 2 * macs / e / 1e12, 2 * macs / lat / 1e12,
+               time.perf_counter() - t0, "stock macro (1 macro, unfused, no DRAM/softmax)")
+
+
+def fusioncim_rows(wl) -> list[Row]:
+    """FusionCIM on the same (non-causal) shape through our evaluate()."""
+    from .evaluation import evaluate
+    from .workload import Workload
+
+    wl = Workload(**(wl.model_dump() | {"causal": False}))
+    t0 = time.perf_counter()
+    r = evaluate("fusioncim", wl)
+    wall = time.perf_counter() - t0
+    a = r.attention
+    macro_e = sum(a.energy_by_category_j.get(c, 0.0) for c in MACRO_CATEGORIES)
+    macro_t = r.latency_bounds_s["compute"]
+    return [
+        Row("fusioncim", a.energy_j, a.latency_s, a.macs, a.tops_per_w, a.tops, wall,
+            "FusionCIM whole attention (DRAM+buffer+CIM+softmax), 8 IP + 16 OP macros"),
+        Row("fusioncim: CIM macros only", macro_e, macro_t, a.macs, 2 * a.macs / macro_e / 1e12,
+            2 * a.macs / macro_t / 1e12, wall,
+            "FusionCIM's IP/OP-CIM energy (compute, array writes, read-out, rescale); "
+            "compute-bound latency"),
+    ]
+
+
+def compare_stock(wl, macros=STOCK_MACROS) -> list[Row]:
+    return fusioncim_rows(wl) + [run_stock(m, wl) for m in macros]
+
+
+def format_stock(wl, rows: list[Row]) -> str:
+    d = wl.jinja_parse_data()
+    lines = [
+        f"{wl.model} {wl.phase}, seq_len {wl.seq_len}, batch {wl.batch}: one layer's "
+        f"attention, NON-causal (AccelForge cannot express the mask), INT8; rank sizes "
+        f"B={d['BATCH']} H={d['N_KV_HEADS']} G={d['GROUP']} M={d['N_QUERIES']} "
+        f"P={d['N_KEYS']} E=F={d['HEAD_DIM']}",
+        "",
+        f"{'design / stock macro':<30}{'energy [J]':>13}{'latency [s]':>13}{'TOPS/W':>10}"
+        f"{'TOPS':>10}{'wall [s]':>10}",
+    ]
+    for r in rows:
+        if r.error:
+            lines.append(f"{r.name:<30}{'(mapper error: ' + r.error + ')'}")
+            continue
+        lines.append(f"{r.name:<30}{r.energy_j:>13.4e}{r.latency_s:>13.4e}"
+                     f"{r.tops_per_w:>10.2f}{r.tops:>10.3f}{r.wall_s:>10.1f}")
+    lines += [
+        "",
+        "TOPS/W = 2 x MACs / energy, TOPS = 2 x MACs / latency (1 MAC = 2 ops).",
+        "Stock macros: AccelForge examples/arches/compute_in_memory via its _load_spec.get_spec"
+        "(add_dummy_main_memory=True), one macro, mapper objective EDP as in the stock "
+        "notebooks; QK^T and PV unfused with K / V as the stationary weight; S/P traffic to "
+        "the dummy main memory is free and no softmax runs, so these are macro-only figures "
+        "- compare them with the 'CIM macros only' row. Analog macros (sinangil, wang, jia, "
+        "basic_analog) slice INT8 operands to their native precision.",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------
+def _workload(a):
+    from .workload import Workload
+
+    return Workload(model=a.model, phase=a.phase, seq_len=a.seq_len, batch=a.batch,
+                    causal=False)
+
+
+def cmd_map(a) -> int:
+    from .cli import _overrides
+    from .mapper import format_result, run_mapper
+
+    r = run_mapper(_workload(a), design=a.design, metric=a.metric,
+                   overrides=_overrides(a.set), kv_heads=a.kv_heads, group=a.group,
+                   score_pipe_bits=a.score_pipe_bits, jobs=a.jobs, arch=a.arch)
+    if a.out:
+        Path(a.out).write_text(r.looptree)
+    if a.json:
+        print(json.dumps(r.as_dict(), indent=2))
+        return 0
+    print(format_result(r))
+    if a.out:
+        print(f"\nbest mapping (LoopTree YAML) written to {a.out}")
+    else:
+        print("\nbest mapping (LoopTree YAML):\n" + r.looptree)
+    return 0
+
+
+def cmd_stock(a) -> int:
+    wl = _workload(a)
+    macros = [m.strip() for m in a.macros.split(",") if m.strip()] if a.macros else STOCK_MACROS
+    known = stock_names()
+    for m in macros:
+        if m not in known:
+            raise ValueError(f"macros: unknown stock macro {m!r}; allowed: {', '.join(known)}")
+    rows = compare_stock(wl, macros)
+    if a.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        print(format_stock(wl, rows))
+    return 0
 
 
 def register(subparsers) -> None:
-    pass
+    def shape(p):
+        p.add_argument("--model", default="llama3-8b", help="llama3-8b | llama3-70b")
+        p.add_argument("--phase", default="prefill", help="prefill | decode")
+        p.add_argument("--seq-len", default="4096", help="tokens (prefill) / KV-cache length")
+        p.add_argument("--batch", default="1")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    m = subparsers.add_parser(
+        "map", help="run AccelForge's fusion-aware mapper on a design's arch spec "
+                    "(one layer's attention, non-causal) beside the hand-written LoopTree")
+    m.add_argument("--design", default="fusioncim",
+                   help="a design on the fusioncim arch spec: fusioncim, hybrid-qo, hybrid")
+    m.add_argument("--arch", default=None,
+                   help="use this arch spec (path or arch_specs/ stem) instead of the "
+                        "design's, e.g. one that plugs in your own macro")
+    shape(m)
+    m.add_argument("--metric", default="energy", help="energy | latency | edp")
+    m.add_argument("--out", default=None, help="write the best mapping (LoopTree YAML) here")
+    m.add_argument("--kv-heads", type=int, default=None,
+                   help="map only this many KV heads (reduces the shape; default: all)")
+    m.add_argument("--group", type=int, default=None,
+                   help="map only this many query heads per KV head (default: all)")
+    m.add_argument("--score-pipe-bits", type=float, default=None,
+                   help="bound the ScorePipe to this many bits (the arch spec leaves it "
+                        "unbounded; 2048 = one S and one P column of a 128-row Q tile)")
+    m.add_argument("--jobs", type=int, default=1,
+                   help="mapper processes (default 1: deterministic; with more, ties "
+                        "between equally good mappings may resolve differently)")
+    m.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="override an arch-spec variable (repeatable)")
+    m.set_defaults(func=cmd_map)
+
+    s = subparsers.add_parser(
+        "stock", help="the same attention workload on AccelForge's stock CIM macro examples "
+                      "and on FusionCIM: one table")
+    shape(s)
+    s.add_argument("--macros", default=None,
+                   help=f"comma-separated stock examples (default: {','.join(STOCK_MACROS)})")
+    s.set_defaults(func=cmd_stock)

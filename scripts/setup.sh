@@ -33,3 +33,17 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import fusioncim_plugin, 
   .venv/bin/python -c 'import fusioncim_plugin, accelforge, hwcomponents_fusioncim'
   touch .venv/.installed
 fi
+
+# hwcomponents-neurosim 1.0.43 ships a NeuroSim binary linked against a newer libstdc++
+# (GLIBCXX_3.4.32) than Debian 12 has; AccelForge's stock CIM examples (`fusioncim
+# stock`) need it. Rebuild it from the sources shipped in the package (~25 s, g++).
+NS=$(.venv/bin/python -c 'import hwcomponents_neurosim as m, os; print(os.path.dirname(m.__file__))')
+if "$NS/NeuroSim/main" 2>&1 | grep -q "not found"; then
+  echo "setup: rebuilding NeuroSim for this machine's libstdc++"
+  tmp=$(mktemp -d)
+  cp -r "$NS"/DNN_NeuroSim_V1.3/Inference_pytorch/NeuroSIM/* "$tmp"/
+  cp -r "$NS"/drop_in/* "$tmp"/
+  make -C "$tmp" -j2 >"$tmp/make.log" 2>&1 || { tail -20 "$tmp/make.log" >&2; exit 1; }
+  cp "$tmp/main" "$NS/NeuroSim/main"
+  rm -rf "$tmp"
+fi

@@ -1,0 +1,364 @@
+"""AccelForge's own fusion-aware mapper (FFM) on the FusionCIM specs.
+
+Inputs: a :class:`~fusioncim_plugin.workload.Workload`, the arch spec (``arch_specs/``,
+default ``fusioncim``) with optional Jinja overrides, a metric (energy | latency | edp).
+Output: a :class:`MapResult` - the best mapping the mapper finds (as a LoopTree YAML that
+AccelForge loads back), its energy and latency, the mapper's wall time, and, beside it,
+our hand-written QO-stationary LoopTree (``mappings/qo_stationary.yaml``) evaluated by
+AccelForge on the same shape and the same spec.
+
+Constraints given to the mapper are only those that define FusionCIM and live in the
+arch spec: QK^T only on IP-CIM, PV only on OP-CIM, softmax only on the softmax unit
+(the compute nodes' ``enabled:`` expressions), and S / P never in DRAM or the global
+buffer (``keep: ~Intermediates``). Everything else - loop order, tile sizes, where each
+tensor is kept, whether and how Einsums are fused - is the mapper's choice.
+
+What AccelForge cannot express, and so neither the mapper nor the hand LoopTree sees:
+the causal mask (its analytical model takes the full square: we always map non-causal
+shapes), the online-softmax rescale of O, and the causal block skipping; those are
+added only by ``fusioncim_plugin.dataflow``. Both sides of the comparison use the same
+AccelForge model, including its per-MAC charge of a read of the stationary operand in
+the CIM arrays (see tests/test_accelforge_agreement.py).
+
+The mapper runs in a temporary working directory: its detailed evaluation renders
+mappings with Graphviz and writes ``mapping.svg`` into the current directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .arch import MAPPING_DIR, WORKLOAD_DIR, arch_path, load_arch
+from .workload import Workload
+
+METRICS = ("energy", "latency", "edp")
+
+
+@contextlib.contextmanager
+def af_jobs(n: int):
+    """Run AccelForge's parallel sections with ``n`` processes (1: in this process).
+
+    With one process the mapper is deterministic; with several, joblib's completion
+    order decides between equally good mappings (same energy and latency, e.g. a
+    storage node above or below a loop that does not change its traffic), so the
+    LoopTree printed can differ from run to run."""
+    import importlib
+
+    # the module, not the `parallel` function that accelforge.util re-exports
+    afp = importlib.import_module("accelforge.util.parallel")
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError("jobs: must be a positive integer")
+    prev = (afp.N_PARALLEL_PROCESSES, afp.PARALLELIZE)
+    afp.set_n_parallel_jobs(int(n))
+    try:
+        yield
+    finally:
+        afp.N_PARALLEL_PROCESSES, afp.PARALLELIZE = prev
+
+
+@contextlib.contextmanager
+def scratch_dir():
+    """Run the block in a fresh temporary directory (AccelForge writes render files
+    into the current directory), then return to where we were and delete it."""
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="fusioncim-af-") as d:
+        os.chdir(d)
+        try:
+            yield Path(d)
+        finally:
+            os.chdir(cwd)
+
+
+def _af_metric(metric: str):
+    import accelforge as af
+
+    try:
+        return {"energy": af.Metrics.ENERGY, "latency": af.Metrics.LATENCY,
+                "edp": af.Metrics.ENERGY_DELAY_PRODUCT}[metric]
+    except KeyError:
+        raise ValueError(f"metric: unknown {metric!r}; allowed: {', '.join(METRICS)}") from None
+
+
+def block_q(wl: Workload, arch: str = "fusioncim", overrides: dict | None = None) -> int:
+    """Q-tile rows of the hand-written LoopTree (IP-/OP-CIM capacity, as dataflow.py)."""
+    from .dataflow import q_tile_rows
+
+    return min(q_tile_rows(load_arch(arch, overrides), wl), wl.n_queries)
+
+
+def shape_data(wl: Workload, kv_heads: int | None = None, group: int | None = None) -> dict:
+    """Jinja data of workloads/attention.yaml for ``wl`` (non-causal full square), with
+    the KV-head count / group size optionally reduced."""
+    d = wl.jinja_parse_data()
+    for name, flag, v in (("N_KV_HEADS", "kv-heads", kv_heads), ("GROUP", "group", group)):
+        if v is not None:
+            if isinstance(v, bool) or int(v) != v or v < 1:
+                raise ValueError(f"{flag}: must be a positive integer")
+            d[name] = int(v)
+    return d
+
+
+def fusioncim_spec(data: dict, *, arch: str = "fusioncim", overrides: dict | None = None,
+                   mapping: Path | str | None = None, score_pipe_bits: float | None = None):
+    """An ``af.Spec`` of arch + workloads/attention.yaml (+ a LoopTree), ready for the
+    mapper or ``evaluate_mapping``. Returns (spec, notes)."""
+    import accelforge as af
+
+    files = [arch_path(arch), WORKLOAD_DIR / "attention.yaml"]
+    if mapping is not None:
+        files.append(Path(mapping))
+    spec = af.Spec.from_yaml(*files, jinja_parse_data={**(overrides or {}), **data})
+    notes = []
+    if score_pipe_bits is not None:
+        node = spec.arch.find("ScorePipe")
+        notes.append(f"ScorePipe.size set to {score_pipe_bits:g} bits (spec: {node.size})")
+        node.size = float(score_pipe_bits)
+    return spec, notes
+
+
+# --------------------------------------------------------------------------------------
+# LoopTree -> YAML (the format of mappings/*.yaml; AccelForge loads it back)
+# --------------------------------------------------------------------------------------
+def _rank_variable(v) -> str:
+    if isinstance(v, (set, frozenset, list, tuple)):
+        if len(v) != 1:
+            raise ValueError(f"loop over several rank variables {sorted(v)} has no YAML form")
+        (v,) = tuple(v)
+    return str(v)
+
+
+def looptree_yaml(mapping, header: str = "") -> str:
+    """Render an AccelForge ``Mapping`` (LoopTree) as YAML in the format of
+    ``mappings/qo_stationary.yaml``; reservations (mapper bookkeeping) are dropped."""
+    import accelforge.frontend.mapping.mapping as M
+
+    lines = [f"# {ln}" if ln else "#" for ln in header.splitlines()]
+    lines += ["mapping:", "  nodes:"]
+
+    def walk(node, indent: int) -> None:
+        p = " " * indent
+        for n in node.nodes:
+            if isinstance(n, M.Reservation):
+                continue
+            if isinstance(n, M.Storage):
+                lines.append(f"{p}- !Storage {{tensors: [{', '.join(n.tensors)}], "
+                             f"component: {n.component}}}")
+            elif isinstance(n, M.Toll):
+                lines.append(f"{p}- !Toll {{tensors: [{', '.join(n.tensors)}], "
+                             f"component: {n.component}}}")
+            elif isinstance(n, M.Temporal):
+                lines.append(f"{p}- !Temporal {{rank_variable: {_rank_variable(n.rank_variable)}, "
+                             f"tile_shape: {n.tile_shape}}}")
+            elif isinstance(n, M.Spatial):
+                lines.append(f"{p}- !Spatial {{rank_variable: {_rank_variable(n.rank_variable)}, "
+                             f"name: {n.name}, component: {n.component}, "
+                             f"tile_shape: {n.tile_shape}}}")
+            elif isinstance(n, M.Compute):
+                lines.append(f"{p}- !Compute {{einsum: {n.einsum}, component: {n.component}}}")
+            elif isinstance(n, (M.Nested, M.Split)):
+                lines.append(f"{p}- !{type(n).__name__}")
+                lines.append(f"{p}  nodes:")
+                walk(n, indent + 2)
+            else:
+                raise ValueError(f"LoopTree node {type(n).__name__} has no YAML form here")
+
+    walk(mapping, 2)
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------
+# Running the mapper and the hand LoopTree
+# --------------------------------------------------------------------------------------
+@dataclass
+class Evaluated:
+    energy_j: float
+    latency_s: float
+    energy_by_component_j: dict[str, float]
+    energy_by_action_j: dict[str, float]  # "Component.action[tensor]"
+
+
+@dataclass
+class MapResult:
+    design: str
+    model: str
+    phase: str
+    seq_len: int
+    batch: int
+    shape: dict  # rank sizes mapped (B, H, G, M, P, E, F)
+    full_shape: dict  # rank sizes of the whole layer's attention
+    metric: str
+    mapper_wall_s: float
+    mapper_jobs: int
+    best: Evaluated
+    looptree: str  # YAML of the best mapping
+    hand_mapping: str | None  # mappings/<name>.yaml of the design, if it exists
+    hand_block_q: int | None
+    hand: Evaluated | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reduced(self) -> bool:
+        return self.shape != self.full_shape
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ranks(data: dict) -> dict:
+    return {"B": data["BATCH"], "H": data["N_KV_HEADS"], "G": data["GROUP"],
+            "M": data["N_QUERIES"], "P": data["N_KEYS"], "E": data["HEAD_DIM"],
+            "F": data["HEAD_DIM"]}
+
+
+def _evaluated(res) -> Evaluated:
+    by_comp = {str(k): float(v) for k, v in res.energy(per_component=True).items()}
+    by_act = {}
+    for k, v in res.energy(per_component=True, per_tensor=True, per_action=True).items():
+        comp, tensor, action = k
+        key = f"{comp}.{action}" + (f"[{tensor}]" if tensor not in (None, "None") else "")
+        by_act[key] = by_act.get(key, 0.0) + float(v)
+    return Evaluated(energy_j=float(res.energy()), latency_s=float(res.latency()),
+                     energy_by_component_j=by_comp, energy_by_action_j=by_act)
+
+
+def evaluate_looptree(data: dict, mapping: Path | str, *, arch: str = "fusioncim",
+                      overrides: dict | None = None, score_pipe_bits: float | None = None,
+                      block_q_rows: int | None = None) -> Evaluated:
+    """AccelForge's model of one LoopTree file (e.g. the mapper's output read back)."""
+    from accelforge.model.main import evaluate_mapping
+
+    d = dict(data) | ({"BLOCK_Q": block_q_rows} if block_q_rows else {})
+    spec, _ = fusioncim_spec(d, arch=arch, overrides=overrides, mapping=mapping,
+                             score_pipe_bits=score_pipe_bits)
+    with scratch_dir():
+        return _evaluated(evaluate_mapping(spec))
+
+
+def _design(design: str):
+    from .designs import get_design
+
+    d = get_design(design)
+    if Path(arch_path(d.arch)).resolve() != Path(arch_path("fusioncim")).resolve():
+        raise ValueError(
+            f"design: {design!r} uses arch spec {d.arch!r}, which has no compute unit for "
+            f"PV (its IP-CIM MAC is enabled for QK^T only), so the mapper cannot map the "
+            f"attention cascade on it; use a design on the fusioncim spec "
+            f"(fusioncim, hybrid-qo, hybrid)")
+    return d
+
+
+def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy",
+               overrides: dict | None = None, kv_heads: int | None = None,
+               group: int | None = None, score_pipe_bits: float | None = None,
+               arch: str | None = None, jobs: int = 1) -> MapResult:
+    """Run AccelForge's FFM mapper on one layer's attention (non-causal) on ``design``'s
+    arch spec and evaluate the design's hand-written LoopTree (``mappings/<name>.yaml``,
+    if it exists) on the same shape and spec.
+
+    ``kv_heads`` / ``group`` reduce the shape (KV heads / query heads per KV head);
+    ``score_pipe_bits`` overrides the ScorePipe size of the arch spec;
+    ``arch`` replaces the design's arch spec (same component names); ``jobs`` is the
+    number of mapper processes (1, the default, is deterministic - see af_jobs)."""
+    metric = metric.lower()
+    af_metric = _af_metric(metric)
+    d = _design(design)
+    arch = arch or d.arch
+    overrides = dict(d.overrides) | dict(overrides or {})
+    if score_pipe_bits is not None and not (score_pipe_bits > 0):
+        raise ValueError("score-pipe-bits: must be > 0 (or omit it for the spec's value)")
+    full = _ranks(shape_data(wl))
+    data = shape_data(wl, kv_heads, group)
+    notes = []
+    if wl.causal and wl.phase == "prefill":
+        notes.append("causal mask not expressible in AccelForge: the full (non-causal) "
+                     "square is mapped")
+    spec, spec_notes = fusioncim_spec(data, arch=arch, overrides=overrides,
+                                      score_pipe_bits=score_pipe_bits)
+    notes += spec_notes
+    spec.mapper.metrics = af_metric
+    with scratch_dir(), af_jobs(jobs):
+        t0 = time.perf_counter()
+        mappings = spec.map_workload_to_arch(print_progress=False)
+        wall = time.perf_counter() - t0
+        if len(mappings) < 1:
+            raise ValueError("the mapper found no valid mapping for this spec/shape")
+        best = _evaluated(mappings)
+        tree = mappings.mapping()
+
+    hand_file = MAPPING_DIR / f"{d.mapping}.yaml"
+    hand = br = None
+    if hand_file.exists():
+        br = block_q(wl, arch, overrides)
+        hand = evaluate_looptree(data, hand_file, arch=arch, overrides=overrides,
+                                 score_pipe_bits=score_pipe_bits, block_q_rows=br)
+    else:
+        notes.append(f"design {design!r} has no hand-written LoopTree ({hand_file.name}); "
+                     f"nothing to compare with")
+    ranks = _ranks(data)
+    header = (f"Best mapping found by AccelForge's FFM mapper (metric: {metric}) for one "
+              f"layer's attention of {wl.model} {wl.phase}, seq_len {wl.seq_len}, batch "
+              f"{wl.batch}, non-causal;\nrank sizes {ranks}; design {design}, arch spec "
+              f"{arch}{' overrides ' + str(overrides) if overrides else ''}"
+              f"{'; ScorePipe ' + format(score_pipe_bits, 'g') + ' bits' if score_pipe_bits else ''}."
+              f"\nAccelForge energy {best.energy_j:.6e} J, latency {best.latency_s:.6e} s."
+              f"\nLoad with af.Spec.from_yaml(arch, workloads/attention.yaml, this file, "
+              f"jinja_parse_data=<the shape>).")
+    return MapResult(
+        design=design, model=wl.model, phase=wl.phase, seq_len=wl.seq_len, batch=wl.batch,
+        shape=ranks, full_shape=full, metric=metric, mapper_wall_s=wall, mapper_jobs=jobs,
+        best=best,
+        looptree=looptree_yaml(tree, header),
+        hand_mapping=hand_file.stem if hand is not None else None, hand_block_q=br,
+        hand=hand, notes=notes)
+
+
+def _pct(a: float, b: float) -> str:
+    return f"{100 * (a - b) / b:+.2f} %" if b else "n/a"
+
+
+def format_result(r: MapResult, top: int = 8) -> str:
+    b, q = r.best, r.hand
+    shape = ", ".join(f"{k}={v}" for k, v in r.shape.items())
+    lines = [
+        f"AccelForge FFM mapper on {r.design}: {r.model} {r.phase}, seq_len {r.seq_len}, "
+        f"batch {r.batch}, one layer's attention, non-causal",
+        f"  shape mapped     {shape}"
+        + ("" if not r.reduced else
+           f"  (REDUCED from {', '.join(f'{k}={v}' for k, v in r.full_shape.items())})"),
+        f"  metric           {r.metric}",
+        f"  mapper wall time {r.mapper_wall_s:.2f} s ({r.mapper_jobs} process"
+        f"{'es' if r.mapper_jobs > 1 else ''})",
+        "",
+        f"{'':26}{'energy [J]':>14}{'latency [s]':>14}{'EDP [J s]':>14}",
+        f"  {'mapper best':<24}{b.energy_j:>14.6e}{b.latency_s:>14.6e}"
+        f"{b.energy_j * b.latency_s:>14.6e}",
+    ]
+    if q is not None:
+        name = f"{r.hand_mapping} (hand)"
+        lines += [
+            f"  {name:<24}{q.energy_j:>14.6e}{q.latency_s:>14.6e}"
+            f"{q.energy_j * q.latency_s:>14.6e}",
+            f"  {'mapper vs hand':<24}{_pct(b.energy_j, q.energy_j):>14}"
+            f"{_pct(b.latency_s, q.latency_s):>14}"
+            f"{_pct(b.energy_j * b.latency_s, q.energy_j * q.latency_s):>14}",
+            f"  (hand LoopTree: Q tile {r.hand_block_q} rows; both evaluated by AccelForge's "
+            f"model on the same spec)",
+        ]
+        diffs = {k: b.energy_by_action_j.get(k, 0.0) - q.energy_by_action_j.get(k, 0.0)
+                 for k in set(b.energy_by_action_j) | set(q.energy_by_action_j)}
+        diffs = {k: v for k, v in diffs.items()
+                 if not math.isclose(v, 0.0, abs_tol=1e-9 * max(q.energy_j, 1e-30))}
+        if diffs:
+            lines += ["", "where the energies differ (mapper - hand):"]
+            for k, v in sorted(diffs.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:top]:
+                lines.append(f"  {k:<34}{v:>+14.4e} J")
+        else:
+            lines += ["", "per-action energies identical to the hand LoopTree's"]
+    lines += [f"note: {n}" for n in r.notes]
+    return "\n".join(lines)

@@ -1,0 +1,115 @@
+"""AccelForge's FFM mapper on the FusionCIM spec vs our hand-written QO-stationary LoopTree.
+
+Small shape: LLaMA-3-8B head_dim, L = 256, one KV head with one query head
+(B=1, H=1, G=1, M=P=256, E=F=128), non-causal (AccelForge cannot express the mask).
+"""
+
+import json
+
+import pytest
+
+from fusioncim_plugin.cli import main
+from fusioncim_plugin.mapper import (
+    evaluate_looptree,
+    fusioncim_spec,
+    run_mapper,
+    shape_data,
+)
+from fusioncim_plugin.workload import Workload
+
+WL = Workload(model="llama3-8b", phase="prefill", seq_len=256, causal=False)
+SMALL = dict(kv_heads=1, group=1)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return [run_mapper(WL, **SMALL) for _ in range(2)]
+
+
+def test_mapper_best_not_worse_than_hand_written(runs):
+    r = runs[0]
+    assert r.shape == {"B": 1, "H": 1, "G": 1, "M": 256, "P": 256, "E": 128, "F": 128}
+    assert r.reduced and r.full_shape["H"] == 8 and r.full_shape["G"] == 4
+    assert r.hand_mapping == "qo_stationary" and r.hand_block_q == 128
+    assert r.best.energy_j <= r.hand.energy_j * (1 + 1e-12)
+    assert r.best.energy_j > 0 and r.best.latency_s > 0
+
+
+def test_mapper_is_reproducible(runs):
+    a, b = runs
+    assert a.looptree == b.looptree
+    assert a.best.energy_j == b.best.energy_j and a.best.latency_s == b.best.latency_s
+    assert a.hand.energy_j == b.hand.energy_j
+
+
+def test_mapper_finds_exactly_qo_stationary(runs):
+    """With the ScorePipe bounded to one S and one P column of the tile and O held at
+    accumulator width in OP-CIM (arch_specs/fusioncim.yaml), the best mapping in
+    AccelForge's space has the same per-action energies as our hand-written LoopTree -
+    and its structure."""
+    bounded = runs[0]
+    b, q = bounded.best, bounded.hand
+    assert b.energy_j == pytest.approx(q.energy_j, rel=1e-6)
+    assert b.latency_s == pytest.approx(q.latency_s, rel=1e-6)
+    for k in set(b.energy_by_action_j) | set(q.energy_by_action_j):
+        assert b.energy_by_action_j.get(k, 0.0) == pytest.approx(
+            q.energy_by_action_j.get(k, 0.0), rel=1e-6, abs=1e-18), k  # float32 mapper
+    tree = bounded.looptree
+    for line in ("!Storage {tensors: [Q], component: IPCIMArray}",
+                 "!Storage {tensors: [O], component: OPCIMArray}",
+                 "!Temporal {rank_variable: p, tile_shape: 1}",
+                 "!Compute {einsum: P, component: SoftmaxUnit}"):
+        assert line in tree, line
+
+
+def test_best_looptree_loads_back_with_the_same_energy(runs, tmp_path):
+    r = runs[0]
+    f = tmp_path / "best.yaml"
+    f.write_text(r.looptree)
+    again = evaluate_looptree(shape_data(WL, **SMALL), f)
+    assert again.energy_j == pytest.approx(r.best.energy_j, rel=1e-12)
+    assert again.latency_s == pytest.approx(r.best.latency_s, rel=1e-12)
+
+
+def test_fusioncim_constraints_hold_in_the_best_mapping(runs):
+    tree = runs[0].looptree
+    assert "!Compute {einsum: S, component: IPCIM_MAC}" in tree
+    assert "!Compute {einsum: P, component: SoftmaxUnit}" in tree
+    assert "!Compute {einsum: O, component: OPCIM_MAC}" in tree
+    for line in tree.splitlines():  # S and P never in DRAM or the global buffer
+        if "component: DRAM" in line or "component: GlobalBuffer" in line:
+            assert "S" not in line.split("[")[1].split("]")[0].split(", ")
+            assert "P" not in line.split("[")[1].split("]")[0].split(", ")
+
+
+def test_compute_units_are_pinned_to_their_einsums():
+    """QK^T only on IP-CIM, softmax only on the softmax unit, PV only on OP-CIM."""
+    spec, _ = fusioncim_spec(shape_data(WL, **SMALL))
+    enabled = {n.name: n.enabled for n in spec.arch.nodes if type(n).__name__ == "Compute"}
+    assert enabled == {"IPCIM_MAC": 'len(All) == 3 and "S" in Outputs',
+                       "SoftmaxUnit": "len(All) == 2",
+                       "OPCIM_MAC": 'len(All) == 3 and "O" in Outputs'}
+
+
+def test_cli_map_writes_a_loadable_looptree(tmp_path, capsys):
+    out = tmp_path / "m.yaml"
+    assert main(["map", "--seq-len", "128", "--kv-heads", "1", "--group", "1",
+                 "--metric", "edp", "--out", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["metric"] == "edp" and r["shape"]["M"] == 128
+    assert out.read_text() == r["looptree"]
+    again = evaluate_looptree(shape_data(Workload(model="llama3-8b", seq_len=128, causal=False),
+                                         kv_heads=1, group=1), out)
+    assert again.energy_j == pytest.approx(r["best"]["energy_j"], rel=1e-12)
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["map", "--design", "ipcim-unfused"], "design"),
+    (["map", "--metric", "speed"], "metric"),
+    (["map", "--kv-heads", "0"], "kv-heads"),
+    (["map", "--score-pipe-bits", "-5"], "score-pipe-bits"),
+])
+def test_cli_map_bad_input(argv, msg, capsys):
+    assert main(argv + ["--seq-len", "128"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and msg in err
