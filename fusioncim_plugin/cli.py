@@ -3,7 +3,9 @@
   fusioncim evaluate --design fusioncim --model llama3-8b --phase prefill --seq-len 4096 [--json]
   fusioncim compare  --model llama3-8b --phase prefill --seq-len 4096 [--json]
   fusioncim reproduce [--out results/]
-  fusioncim softmax-stats | trace capture
+  fusioncim softmax-stats | trace capture          (fusioncim_plugin/softmax/cli.py)
+  fusioncim sweep sweep.yaml | pareto results.csv  (fusioncim_plugin/sweep/)
+  fusioncim map | stock                            (fusioncim_plugin/stock.py)
 
 Bad input (unknown model/design, non-positive sizes, malformed specs) prints one line
 naming the field and what is allowed, and exits with status 2.

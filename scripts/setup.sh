@@ -38,7 +38,8 @@ fi
 # (GLIBCXX_3.4.32) than Debian 12 has; AccelForge's stock CIM examples (`fusioncim
 # stock`) need it. Rebuild it from the sources shipped in the package (~25 s, g++).
 NS=$(.venv/bin/python -c 'import hwcomponents_neurosim as m, os; print(os.path.dirname(m.__file__))')
-if "$NS/NeuroSim/main" 2>&1 | grep -q "not found"; then
+probe=$("$NS/NeuroSim/main" 2>&1 || true)
+if grep -q "not found" <<<"$probe"; then
   echo "setup: rebuilding NeuroSim for this machine's libstdc++"
   tmp=$(mktemp -d)
   cp -r "$NS"/DNN_NeuroSim_V1.3/Inference_pytorch/NeuroSIM/* "$tmp"/
