@@ -203,7 +203,8 @@ def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
     read from the buffer once per column tile. Activations come from / go to DRAM once
     (they do not fit the buffer at prefill lengths). Partial sums across row tiles stay
     in the macros' accumulators (assumption). This is the common substrate of all
-    designs; it only serves the system-level (whole layer) figure.
+    designs; it only serves the system-level (whole layer) figure. The Einsums are
+    those of workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y).
     """
     c = Counts()
     db = arch.var("data_bits")

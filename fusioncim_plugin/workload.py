@@ -129,8 +129,9 @@ class Workload(BaseModel):
         return self.tokens * sum(i * o for i, o in self.linear_weights().values())
 
     def jinja_parse_data(self) -> dict:
-        """Parameters of workloads/attention.yaml for AccelForge (full square: AccelForge's
-        analytical model cannot express the causal mask)."""
+        """Parameters of workloads/attention.yaml and layer.yaml for AccelForge (full
+        square: AccelForge's analytical model cannot express the causal mask)."""
         c = self.cfg
         return {"BATCH": self.batch, "N_KV_HEADS": c.kv_heads, "GROUP": self.group,
-                "N_QUERIES": self.n_queries, "N_KEYS": self.seq_len, "HEAD_DIM": c.head_dim}
+                "N_QUERIES": self.n_queries, "N_KEYS": self.seq_len, "HEAD_DIM": c.head_dim,
+                "HIDDEN": c.hidden, "FFN": c.ffn}

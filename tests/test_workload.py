@@ -58,3 +58,26 @@ def test_bad_workload_names_the_field(kwargs, field, words):
     errs = ei.value.errors()
     assert errs[0]["loc"] == (field,)
     assert words in str(ei.value)
+
+
+@pytest.mark.parametrize("wl", [
+    Workload(model="llama3-8b", phase="prefill", seq_len=512, causal=False),
+    Workload(model="llama3-70b", phase="decode", seq_len=1024, batch=2),
+])
+def test_layer_einsum_workload_matches_the_closed_forms(wl):
+    """workloads/layer.yaml (AccelForge Einsums of a whole layer) does exactly the MACs
+    that Workload.linear_macs() and (non-causal) attention_macs() count."""
+    import math
+
+    import accelforge as af
+
+    from fusioncim_plugin.arch import WORKLOAD_DIR
+
+    w = af.Workload.from_yaml(WORKLOAD_DIR / "layer.yaml", top_key="workload",
+                              jinja_parse_data=wl.jinja_parse_data())
+    sizes = dict(w.rank_sizes)
+    n = {e.name: math.prod(sizes[v.upper()] for v in e.rank_variables) for e in w.einsums}
+    assert sum(n[k] for k in ("Q", "K_new", "V_new", "Z", "A", "U", "Y")) == wl.linear_macs()
+    assert n["S"] + n["O"] == wl.attention_macs()
+    assert n["P"] == wl.score_elements()
+    assert n["HGU"] == wl.tokens * wl.cfg.ffn  # SwiGLU elementwise product
