@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from .arch import Arch, SpecError
-from .dataflow import Counts, _cycles, per_cycle
+from .dataflow import Counts, _cycles, kv_resident, per_cycle, q_tile_rows
 from .workload import Workload
 
 
@@ -64,7 +64,7 @@ def _q_tiles(wl: Workload, br: int) -> list[tuple[int, int, int]]:
 
 
 # --------------------------------------------------------------------------------------
-def unfused_kv_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Counts:
+def unfused_kv_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     """Per Q row block (as many rows as let the block's S and P fit the buffer beside
     K/V): every visible K tile is written into IP-CIM and the block's rows stream
     through it; S goes to the buffer; two softmax passes (max; exp, sum -> P); every
@@ -81,7 +81,7 @@ def unfused_kv_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None
     bk = _stationary_rows(arch, E, arch.var("n_ip_macros"))  # K or V rows per array load
     glb = arch.var("glb_bytes") * 8
     kv_bits = L * E * db
-    kv_fits = 2 * kv_bits <= glb // 2
+    kv_fits = kv_resident(arch, wl)
     per_row = L * (acc + db) + E * db + F * acc  # S and P row, Q row, O partial-sum row
     bq = (glb - (2 * kv_bits if kv_fits else 0)) // per_row
     spill = bq < 1
@@ -93,7 +93,7 @@ def unfused_kv_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None
                    if not spill else "one query row's S and P exceed the buffer: spilled to DRAM")
     _io(c, wl, db)
 
-    elems = streamed_rows = kv_rows = first_visits = 0  # per KV head
+    elems = streamed_rows = kv_rows = 0  # per KV head
     for r0, rows, m in blocks:
         r1 = r0 + rows
         kmax = min(L, r1) if causal else L
@@ -104,7 +104,6 @@ def unfused_kv_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None
         elems += m * int((tile * srows).sum())
         streamed_rows += m * int(srows.sum())
         kv_rows += m * kmax
-        first_visits += m * rows
     s_bits, p_bits = elems * acc, elems * db
     kv_dram = kv_bits if kv_fits else kv_rows * E * db
     for t in ("K", "V"):
@@ -131,24 +130,26 @@ def unfused_kv_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None
     c.add("SoftmaxUnit", "reciprocal", "l", o_rows)
     c.add("SoftmaxUnit", "multiply", "O", o_rows * F)
     c.add("IPCIM_MAC", "compute", "O", n_kv * elems * F)
-    # O partial sums (acc bits): written after every V tile, read back before all but
-    # the first.
+    # O partial sums (acc bits): written after every V tile and read back once (by the
+    # next V tile, or by the final 1/l normalization).
     c.add("GlobalBuffer", "write", "O_psum", n_kv * streamed_rows * F * acc)
-    c.add("GlobalBuffer", "read", "O_psum", n_kv * (streamed_rows - first_visits) * F * acc)
+    c.add("GlobalBuffer", "read", "O_psum", n_kv * streamed_rows * F * acc)
     c.macs_executed = n_kv * elems * (E + F)
 
     # Latency: QK^T, the two softmax passes and PV run one after another; every array
-    # load stalls the macros it rewrites.
-    ip = per_cycle(arch, "IPCIM_MAC", "compute")
+    # load stalls the macros it rewrites. Each streamed row costs one bit-serial
+    # broadcast through the macros (in parallel), however full the tile is.
+    per_macro_ip = per_cycle(arch, "IPCIM_MAC", "compute") / arch.var("n_ip_macros")
+    broadcast = _cycles(_stationary_rows(arch, E, 1) * E, per_macro_ip)
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
     wr = per_cycle(arch, "IPCIMArray", "write")
-    c.compute_cycles = n_kv * (_cycles(elems * (E + F), ip) + 2 * _cycles(elems, sm)
+    c.compute_cycles = n_kv * (2 * streamed_rows * broadcast + 2 * _cycles(elems, sm)
                                + _cycles(2 * kv_rows * E * db, wr))
     return c
 
 
 # --------------------------------------------------------------------------------------
-def _fused_blocked(arch: Arch, wl: Workload, rescale_events_per_tile, o_in_opcim: bool,
+def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
                    n_k_macros: int) -> Counts:
     """Shared by fused_kv_stationary (O in the buffer) and hybrid_k_stationary (O in
     OP-CIM): Q tile of br rows; per KV block, the K block is written (transposed) into
@@ -161,7 +162,9 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale_events_per_tile, o_in_opcim
     if bc > _stationary_rows(arch, E, n_k_macros):
         raise SpecError(f"BLOCK_KV={bc} keys do not fit {n_k_macros} IP-CIM macros "
                         f"({_stationary_rows(arch, E, n_k_macros)} key rows); lower BLOCK_KV")
-    br = 128 if wl.phase == "prefill" else wl.group  # same Q tile as FusionCIM's default
+    # Q tile: O in OP-CIM -> the OP-CIM capacity (as FusionCIM); O in the buffer -> the
+    # spec's BLOCK_Q. Decode packs the G heads' rows (as every design).
+    br = q_tile_rows(arch, wl) if o_in_opcim else int(arch.var("block_q"))
     c.block_q = br
     n_kv = wl.batch * cfg.kv_heads
     _io(c, wl, db)
@@ -176,13 +179,12 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale_events_per_tile, o_in_opcim
         keys_streamed += m * keys
         elems += m * rows * keys
         q_reads += m * rows * len(blocks)  # the Q tile streams once per K block
-        if rescale_events_per_tile is not None:
-            ev = rescale_events_per_tile(rows, keys)
+        if rescale is not None:
+            ev, rows_per_event = rescale(rows, keys)
             events += m * ev
-            ev_rows += m * ev * rows
+            ev_rows += m * ev * rows_per_event
     kv_bits = wl.seq_len * E * db
-    kv_fits = 2 * kv_bits + 2 * br * E * db <= arch.var("glb_bytes") * 8
-    kv_dram = kv_bits if kv_fits else keys_streamed * E * db
+    kv_dram = kv_bits if kv_resident(arch, wl) else keys_streamed * E * db
     for t in ("K", "V"):
         c.add("DRAM", "read", t, n_kv * kv_dram)
         c.add("GlobalBuffer", "write", t, n_kv * kv_dram)
@@ -218,33 +220,40 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale_events_per_tile, o_in_opcim
         c.add("SoftmaxUnit", "multiply", "rescale", n_kv * ev_rows * F)
     c.macs_executed = n_kv * elems * (E + F)
 
-    # Latency, per Q tile and KV block: write the block into its macros (the array is
-    # being rewritten, so this does not overlap its own compute), then stream the Q
-    # rows through IP-CIM -> softmax -> PV as a pipeline (slowest stage sets the pace).
-    share = n_k_macros / arch.var("n_ip_macros")
-    ip = per_cycle(arch, "IPCIM_MAC", "compute") * share
-    wr = per_cycle(arch, "IPCIMArray", "write") * share
+    # Latency, per Q tile and KV block of n keys: write the block into the macros it
+    # occupies (in parallel; the array is being rewritten, so this does not overlap its
+    # compute), then QK^T -> softmax -> PV as a pipeline whose slowest stage sets the
+    # pace. A broadcast input occupies a macro for its whole bit-serial duration however
+    # many of its rows are used: QK^T costs one macro-broadcast per Q row; PV costs one
+    # per P row on V-stationary IP-CIM, or one OP-CIM rank-1 update per key.
+    per_macro_ip = per_cycle(arch, "IPCIM_MAC", "compute") / arch.var("n_ip_macros")
+    per_macro_wr = per_cycle(arch, "IPCIMArray", "write") / arch.var("n_ip_macros")
+    kpm = _stationary_rows(arch, E, 1)  # key rows one macro holds
+    broadcast = _cycles(kpm * E, per_macro_ip)  # one input vector through a macro
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
-    pv = (per_cycle(arch, "OPCIM_MAC", "compute") if o_in_opcim
-          else per_cycle(arch, "IPCIM_MAC", "compute") * (1 - share))
-    rs = per_cycle(arch, "OPCIMArray", "rescale") if o_in_opcim else math.inf
+    if o_in_opcim:
+        rank1 = _cycles(br * F, per_cycle(arch, "OPCIM_MAC", "compute"))
+        rs = _cycles(br * F, per_cycle(arch, "OPCIMArray", "rescale"))
     cyc = 0.0
     for row0, rows, m in q_tiles:
         blocks = _kv_blocks(wl, row0, rows, bc)
-        stage = max(_cycles(rows * E, ip), _cycles(rows, sm), _cycles(rows * F, pv))
-        tile = sum(_cycles(n * E * db, wr) + n * stage for n in blocks)
-        if rescale_events_per_tile is not None and o_in_opcim:
-            tile += rescale_events_per_tile(rows, sum(blocks)) * _cycles(rows * F, rs)
+        tile = 0.0
+        for n in blocks:
+            write = _cycles(min(n, kpm) * E * db, per_macro_wr)
+            pv = n * rank1 if o_in_opcim else rows * broadcast
+            tile += write + max(rows * broadcast, rows * _cycles(n, sm), pv)
+        if rescale is not None and o_in_opcim:
+            tile += rescale(rows, sum(blocks))[0] * rs
         cyc += m * tile
     c.compute_cycles = n_kv * cyc
     return c
 
 
-def fused_kv_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Counts:
-    return _fused_blocked(arch, wl, rescale_events_per_tile, o_in_opcim=False,
+def fused_kv_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
+    return _fused_blocked(arch, wl, rescale, o_in_opcim=False,
                           n_k_macros=max(1, arch.var("n_ip_macros") // 2))
 
 
-def hybrid_k_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Counts:
-    return _fused_blocked(arch, wl, rescale_events_per_tile, o_in_opcim=True,
+def hybrid_k_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
+    return _fused_blocked(arch, wl, rescale, o_in_opcim=True,
                           n_k_macros=arch.var("n_ip_macros"))

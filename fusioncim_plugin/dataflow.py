@@ -41,6 +41,13 @@ class Counts:
         if count:
             self.entries.append((component, action, tensor, float(count)))
 
+    def by_key(self) -> dict[str, float]:
+        """{"Component.action[tensor]": count}, repeated entries summed."""
+        out: dict[str, float] = {}
+        for k, a, t, n in self.entries:
+            out[f"{k}.{a}[{t}]"] = out.get(f"{k}.{a}[{t}]", 0.0) + n
+        return out
+
     def total(self, component: str | None = None, action: str | None = None,
               tensor: str | None = None) -> float:
         return sum(c for (k, a, t, c) in self.entries
@@ -89,6 +96,13 @@ def tiles(wl: Workload, br: int) -> list[tuple[int, int, int]]:
     return out
 
 
+def kv_resident(arch: Arch, wl: Workload) -> bool:
+    """K and V of one KV head stay in the global buffer (read from DRAM once) when they
+    take at most half of it; the other half stages Q/O tiles or S blocks. The same rule
+    for every design."""
+    return 2 * wl.seq_len * wl.cfg.head_dim * arch.var("data_bits") <= arch.var("glb_bytes") * 8 // 2
+
+
 def _cycles(work: float, per_cycle: float) -> float:
     return math.ceil(work / per_cycle) if per_cycle != math.inf else 0
 
@@ -102,11 +116,11 @@ def per_cycle(arch: Arch, component: str, action: str) -> float:
 # --------------------------------------------------------------------------------------
 # FusionCIM: hybrid IP/OP-CIM pipeline, QO-stationary, fused online softmax
 # --------------------------------------------------------------------------------------
-def qo_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Counts:
+def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     """Counts for mappings/qo_stationary.yaml (see its header for the loop nest).
 
-    ``rescale_events_per_tile(rows, keys) -> events`` gives the O-tile rescale events of
-    one tile (from the softmax order model); None means no rescale is charged.
+    ``rescale(rows, keys) -> (events, rows per event)`` gives the rescale events of one
+    tile (from the softmax order model); None means no rescale is charged.
     """
     c = Counts()
     cfg = wl.cfg
@@ -122,8 +136,7 @@ def qo_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Cou
     kv_bits_head = wl.seq_len * E * db  # K (or V) of one KV head
     streamed_keys = sum(k * m for _, k, m in ts)  # keys streamed per KV head, all tiles
     rows_x_keys = sum(r * k * m for r, k, m in ts)  # executed score elements per KV head
-    staging_bits = 2 * br * E * db  # a Q tile in, an O tile out
-    kv_fits = 2 * kv_bits_head + staging_bits <= arch.var("glb_bytes") * 8
+    kv_fits = kv_resident(arch, wl)
     if wl.phase == "decode":
         c.notes.append("decode: K/V of each KV head stream from DRAM once per step")
     else:
@@ -146,8 +159,14 @@ def qo_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Cou
     c.add("GlobalBuffer", "read", "V", n_kv * streamed_keys * E * db)
     c.add("GlobalBuffer", "write", "O", q_bits)
     c.add("GlobalBuffer", "read", "O", q_bits)
-    # IP-CIM: Q tile written once per tile; QK^T MACs on every stored row x streamed key.
-    c.add("IPCIMArray", "write", "Q", q_bits)
+    # Decode (split-K, FlashDecoding-style): a tile of G rows would leave most of the
+    # arrays idle, so the Q rows are replicated `rep` times across them and each replica
+    # takes 1/rep of the keys; at the end the rep partial O rows are merged in the softmax
+    # unit (scale by exp(m_i - m), add). Prefill: rep = 1.
+    rep = max(1, br // ts[0][0]) if wl.phase == "decode" else 1
+    # IP-CIM: Q tile written once per tile (per replica); QK^T MACs on every stored row
+    # x streamed key.
+    c.add("IPCIMArray", "write", "Q", rep * q_bits)
     c.add("IPCIM_MAC", "compute", "S", n_kv * rows_x_keys * E)
     # Softmax unit: every executed score element; final 1/l and O * (1/l) per row.
     c.add("SoftmaxUnit", "compute", "P", n_kv * rows_x_keys)
@@ -156,36 +175,44 @@ def qo_stationary(arch: Arch, wl: Workload, rescale_events_per_tile=None) -> Cou
     c.add("SoftmaxUnit", "multiply", "O", o_rows * F)
     # OP-CIM: PV MACs accumulate in place; the O tile is read out once (acc bits).
     c.add("OPCIM_MAC", "compute", "O", n_kv * rows_x_keys * F)
-    c.add("OPCIMArray", "read", "O", o_rows * F * acc)
+    c.add("OPCIMArray", "read", "O", rep * o_rows * F * acc)
+    if rep > 1:
+        c.add("SoftmaxUnit", "exp", "merge", rep * o_rows)
+        c.add("SoftmaxUnit", "multiply", "merge", rep * o_rows * F)
+        c.notes.append(f"decode: Q rows replicated {rep}x across the arrays, keys split "
+                       f"among the replicas, partial O merged in the softmax unit")
     c.macs_executed = 2 * n_kv * rows_x_keys * E
 
-    # Online-softmax rescale: per event the whole O tile (rows x F) is multiplied in
-    # place, and each row's running sum l by exp(m_old - m_new).
-    ev_elems = ev_rows = 0.0
-    if rescale_events_per_tile is not None:
+    # Online-softmax rescale: per event the O rows (the whole tile in prefill, one row in
+    # decode) are multiplied in place, and each row's running sum l by exp(m_old - m_new).
+    ev_rows = 0.0
+    if rescale is not None:
         for rows, keys, m in ts:
-            ev = rescale_events_per_tile(rows, keys)
+            ev, rows_per_event = rescale(rows, keys)
             c.rescale_events += n_kv * m * ev
-            ev_rows += n_kv * m * ev * rows
-            ev_elems += n_kv * m * ev * rows * F
-    c.add("OPCIMArray", "rescale", "O", ev_elems)
+            ev_rows += n_kv * m * ev * rows_per_event
+    c.add("OPCIMArray", "rescale", "O", ev_rows * F)
     c.add("SoftmaxUnit", "exp", "rescale", ev_rows)
     c.add("SoftmaxUnit", "multiply", "rescale", ev_rows)
 
     # Latency: per streamed key the three stages run as a pipeline (the slowest sets the
-    # pace); per tile add the Q write into IP-CIM, the O read-out, and the rescales.
+    # pace). A broadcast K row (or P column x V row) occupies the whole array for its
+    # bit-serial duration however many of the br rows are filled, so the CIM stages cost
+    # br rows' worth of MACs. Per tile add the Q write into IP-CIM, the O read-out and
+    # the rescales (all accumulators in parallel).
     ip = per_cycle(arch, "IPCIM_MAC", "compute")
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
     op = per_cycle(arch, "OPCIM_MAC", "compute")
     wr = per_cycle(arch, "IPCIMArray", "write")
     rd = per_cycle(arch, "OPCIMArray", "read")
     rs = per_cycle(arch, "OPCIMArray", "rescale")
+    stage_cim = max(_cycles(br * E, ip), _cycles(br * F, op))
     cyc = 0.0
     for rows, keys, m in ts:
-        stage = max(_cycles(rows * E, ip), _cycles(rows, sm), _cycles(rows * F, op))
-        ev = rescale_events_per_tile(rows, keys) if rescale_events_per_tile else 0.0
-        tile = (keys * stage + _cycles(rows * E * db, wr) + _cycles(rows * F * acc, rd)
-                + ev * _cycles(rows * F, rs))
+        ev = rescale(rows, keys)[0] if rescale else 0.0
+        tile = (math.ceil(keys / rep) * max(stage_cim, _cycles(rows, sm))
+                + _cycles(rep * rows * E * db, wr) + _cycles(rep * rows * F * acc, rd)
+                + ev * _cycles(br * F, rs) + (_cycles(rep * rows * F, sm) if rep > 1 else 0))
         cyc += m * tile
     c.compute_cycles = n_kv * cyc
     return c

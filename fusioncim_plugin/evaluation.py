@@ -52,10 +52,13 @@ class Result(BaseModel):
     layer: Cost  # one whole layer: attention + Q/K/V/O projections + FFN
     model_total: Cost  # all layers
     energy_breakdown_j: dict[str, float]  # attention, "Component.action[tensor]" + leakage
+    action_counts: dict[str, float]  # attention, "Component.action[tensor]" -> bits or ops
     latency_bounds_s: dict[str, float]  # attention: compute / dram / buffer
     rescale_events: float
     notes: list[str]
 
+
+LINEAR_ARCH = "ipcim_baseline"  # common substrate of the linear layers (all IP-CIM)
 
 CATEGORY = {"DRAM": "DRAM", "GlobalBuffer": "buffer", "IPCIMArray": "IP-CIM write",
             "IPCIM_MAC": "IP-CIM compute", "SoftmaxUnit": "softmax",
@@ -126,18 +129,23 @@ def _combine(parts: list[tuple[Cost, float]]) -> Cost:
 
 
 def _rescale_callback(order: str | None, wl: Workload, bc: int):
-    """events(rows, keys) for one Q tile: O-tile rescale events (prefill; the hardware
-    rescales the whole tile when any row's max grows), or per-row events (decode: the
-    tile's rows belong to different heads and each rescales only its own row)."""
+    """rescale(rows, keys) -> (events, O rows per event) for one Q tile. Prefill: the
+    hardware rescales the whole O tile when any row's max grows (tile events). Decode:
+    a tile's rows belong to different heads; each rescales only its own row."""
     if order is None:
         return None
     from .softmax import rescale_profile
 
     if wl.phase == "decode":
-        return lambda rows, keys: rescale_profile(
-            order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal).row_rescales_per_row
-    return lambda rows, keys: rescale_profile(
-        order, wl.seq_len, rows, bc, phase="prefill", causal=wl.causal).tile_rescales_per_tile
+        def per_row(rows, keys):
+            p = rescale_profile(order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal)
+            return p.row_rescales_per_row * rows, 1
+        return per_row
+
+    def per_tile(rows, keys):
+        p = rescale_profile(order, wl.seq_len, rows, bc, phase="prefill", causal=wl.causal)
+        return p.tile_rescales_per_tile, rows
+    return per_tile
 
 
 def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | None = "default",
@@ -159,7 +167,11 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
     bc = int(hw.var("block_kv"))
     counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc))
     attn, breakdown, bounds = _cost(hw, counts, wl.attention_macs())
-    lin, _, _ = _cost(hw, weight_stationary_linear(hw, wl), wl.linear_macs())
+    # The projections and FFN run the same way on every design: weight-stationary on
+    # IP-CIM macros, as many as the design's whole macro budget (IP + OP).
+    budget = hw.var("n_ip_macros") + hw.var("n_op_macros")
+    lin_hw = load_arch(LINEAR_ARCH, (overrides or {}) | {"N_IP_MACROS": budget})
+    lin, _, _ = _cost(lin_hw, weight_stationary_linear(lin_hw, wl), wl.linear_macs())
     layer = _combine([(attn, 1), (lin, 1)])
     model_total = _combine([(layer, wl.cfg.layers)])
     return Result(
@@ -167,5 +179,6 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
         batch=wl.batch, causal=wl.causal, softmax_order=order, block_q=counts.block_q,
         block_kv=bc, attention=attn, layer=layer, model_total=model_total,
         energy_breakdown_j=breakdown, latency_bounds_s=bounds,
+        action_counts=counts.by_key(),
         rescale_events=counts.rescale_events, notes=counts.notes,
     )

@@ -56,7 +56,10 @@ def test_ablation_steps_reduce_buffer_traffic_and_latency():
     wl = Workload(model="llama3-8b", seq_len=4096)
     a = {d: evaluate(d, wl).attention for d in ("ipcim-fused", "hybrid", "hybrid-qo", "fusioncim")}
     assert a["ipcim-fused"].buffer_bytes > a["hybrid"].buffer_bytes > a["hybrid-qo"].buffer_bytes
-    assert a["ipcim-fused"].latency_s > a["hybrid"].latency_s > a["hybrid-qo"].latency_s
+    # The hybrid pipeline alone is paced like ipcim-fused (K block re-writes, one Q-row
+    # broadcast per key block); QO-stationary removes both.
+    assert a["hybrid"].latency_s == pytest.approx(a["ipcim-fused"].latency_s, rel=0.01)
+    assert a["hybrid-qo"].latency_s < 0.5 * a["hybrid"].latency_s
     assert a["fusioncim"].energy_j <= a["hybrid-qo"].energy_j  # fewer rescales
 
 
