@@ -35,7 +35,7 @@ def _tag(sub):
 
 def breakdown(sub, designs, out: Path) -> Path:
     L = 4096 if any(r["seq_len"] == 4096 for r in sub) else sub[0]["seq_len"]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
     bottoms = [0.0] * len(designs)
     for cat in CATS:
         vals = [next(r for r in sub if r["design"] == d and r["seq_len"] == L)
@@ -45,7 +45,7 @@ def breakdown(sub, designs, out: Path) -> Path:
             bottoms = [b + v for b, v in zip(bottoms, vals)]
     ax.set_ylabel("attention energy per layer (mJ)")
     ax.set_title(f"Energy breakdown, {sub[0]['model']} {sub[0]['phase']}, seq_len {L}")
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     plt.setp(ax.get_xticklabels(), rotation=15)
     fig.tight_layout()
     p = out / f"energy_breakdown_{_tag(sub)}.png"
@@ -73,7 +73,8 @@ def _ratio_pair(sub, designs, out: Path, name: str, title: str, panels, log: boo
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, (key, ylabel) in zip(axes, panels):
         _ratio_plot(ax, sub, designs, key, ylabel)
-        if log:
+        lo, hi = ax.get_ylim()
+        if log and lo > 0 and hi / lo > 10:  # log only where the ratios span decades
             ax.set_yscale("log")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{title}, attention, {sub[0]['model']} {sub[0]['phase']}")
