@@ -27,19 +27,9 @@ import math
 import numpy as np
 
 from .arch import Arch, SpecError
-from .dataflow import Counts, _cycles, kv_resident, per_cycle, q_tile_rows
+from .dataflow import (Counts, _cycles, kv_resident, normalize, per_cycle, q_o_io,
+                       q_tile_rows)
 from .workload import Workload
-
-
-def _io(c: Counts, wl: Workload, db: int) -> int:
-    """Q read and O written once through DRAM and the buffer (every design does this)."""
-    q_bits = wl.batch * wl.cfg.q_heads * wl.n_queries * wl.cfg.head_dim * db
-    for comp, act in (("DRAM", "read"), ("GlobalBuffer", "write")):
-        c.add(comp, act, "Q", q_bits)
-    for comp, act in (("GlobalBuffer", "read"), ("DRAM", "write")):
-        c.add(comp, act, "O", q_bits)
-    c.add("GlobalBuffer", "write", "O", q_bits)
-    return q_bits
 
 
 def _stationary_rows(arch: Arch, e: int, n_macros: int) -> int:
@@ -91,7 +81,7 @@ def unfused_kv_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     c.n_tiles = n_kv * sum(m for _, _, m in blocks)
     c.notes.append(f"row blocks of {bq} query rows keep S and P in the buffer"
                    if not spill else "one query row's S and P exceed the buffer: spilled to DRAM")
-    _io(c, wl, db)
+    q_o_io(c, wl, db)
 
     elems = streamed_rows = kv_rows = 0  # per KV head
     for r0, rows, m in blocks:
@@ -126,9 +116,7 @@ def unfused_kv_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
         c.add("DRAM", "write", "P", n_kv * p_bits)
         c.add("DRAM", "read", "P", n_kv * p_bits)
     c.add("SoftmaxUnit", "compute", "P", n_kv * elems)
-    o_rows = wl.batch * cfg.q_heads * wl.n_queries
-    c.add("SoftmaxUnit", "reciprocal", "l", o_rows)
-    c.add("SoftmaxUnit", "multiply", "O", o_rows * F)
+    o_rows = normalize(c, wl)
     c.add("IPCIM_MAC", "compute", "O", n_kv * elems * F)
     # O partial sums (acc bits): written after every V tile and read back once (by the
     # next V tile, or by the final 1/l normalization).
@@ -167,7 +155,7 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
     br = q_tile_rows(arch, wl) if o_in_opcim else int(arch.var("block_q"))
     c.block_q = br
     n_kv = wl.batch * cfg.kv_heads
-    _io(c, wl, db)
+    q_o_io(c, wl, db)
     q_tiles = _q_tiles(wl, br)
     c.n_tiles = n_kv * sum(m for _, _, m in q_tiles)
 
@@ -197,9 +185,7 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
     c.add("GlobalBuffer", "read", "Q", n_kv * q_reads * E * db)
     c.add("IPCIM_MAC", "compute", "S", n_kv * elems * E)
     c.add("SoftmaxUnit", "compute", "P", n_kv * elems)
-    o_rows = wl.batch * cfg.q_heads * wl.n_queries
-    c.add("SoftmaxUnit", "reciprocal", "l", o_rows)
-    c.add("SoftmaxUnit", "multiply", "O", o_rows * F)
+    o_rows = normalize(c, wl)
     c.rescale_events = n_kv * events
     c.add("SoftmaxUnit", "exp", "rescale", n_kv * ev_rows)
     c.add("SoftmaxUnit", "multiply", "rescale", n_kv * ev_rows)

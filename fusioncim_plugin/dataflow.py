@@ -96,6 +96,27 @@ def tiles(wl: Workload, br: int) -> list[tuple[int, int, int]]:
     return out
 
 
+def q_o_io(c: Counts, wl: Workload, db: int) -> int:
+    """Q in and O out once, through DRAM and the global buffer (every design does
+    this; how often the buffer's Q is read differs). Returns the bits of Q (= of O)."""
+    q_bits = wl.batch * wl.cfg.q_heads * wl.n_queries * wl.cfg.head_dim * db
+    for comp, act in (("DRAM", "read"), ("GlobalBuffer", "write")):
+        c.add(comp, act, "Q", q_bits)
+    for comp, act in (("GlobalBuffer", "write"), ("GlobalBuffer", "read"), ("DRAM", "write")):
+        c.add(comp, act, "O", q_bits)
+    return q_bits
+
+
+def normalize(c: Counts, wl: Workload) -> int:
+    """Final online-softmax normalization in the softmax unit: 1/l per O row, O * (1/l)
+    per element (every design; the unfused one folds 1/l into O the same way).
+    Returns the number of O rows."""
+    o_rows = wl.batch * wl.cfg.q_heads * wl.n_queries
+    c.add("SoftmaxUnit", "reciprocal", "l", o_rows)
+    c.add("SoftmaxUnit", "multiply", "O", o_rows * wl.cfg.head_dim)
+    return o_rows
+
+
 def kv_resident(arch: Arch, wl: Workload) -> bool:
     """K and V of one KV head stay in the global buffer (read from DRAM once) when they
     take at most half of it; the other half stages Q/O tiles or S blocks. The same rule
@@ -132,7 +153,7 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     c.block_q = br
     c.n_tiles = n_kv * sum(m for _, _, m in ts)
 
-    q_bits = wl.batch * cfg.q_heads * wl.n_queries * E * db
+    q_bits = q_o_io(c, wl, db)
     kv_bits_head = wl.seq_len * E * db  # K (or V) of one KV head
     streamed_keys = sum(k * m for _, k, m in ts)  # keys streamed per KV head, all tiles
     rows_x_keys = sum(r * k * m for r, k, m in ts)  # executed score elements per KV head
@@ -146,19 +167,14 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
 
     # DRAM: Q in, O out once; K, V once per KV head if they fit, else per Q tile.
     kv_dram = n_kv * (kv_bits_head if kv_fits else streamed_keys * E * db)
-    c.add("DRAM", "read", "Q", q_bits)
     c.add("DRAM", "read", "K", kv_dram)
     c.add("DRAM", "read", "V", kv_dram)
-    c.add("DRAM", "write", "O", q_bits)
     # Global buffer: stage what DRAM delivers; K, V rows read once per streamed key.
-    c.add("GlobalBuffer", "write", "Q", q_bits)
     c.add("GlobalBuffer", "read", "Q", q_bits)
     c.add("GlobalBuffer", "write", "K", kv_dram)
     c.add("GlobalBuffer", "write", "V", kv_dram)
     c.add("GlobalBuffer", "read", "K", n_kv * streamed_keys * E * db)
     c.add("GlobalBuffer", "read", "V", n_kv * streamed_keys * E * db)
-    c.add("GlobalBuffer", "write", "O", q_bits)
-    c.add("GlobalBuffer", "read", "O", q_bits)
     # Decode (split-K, FlashDecoding-style): a tile of G rows would leave most of the
     # arrays idle, so the Q rows are replicated `rep` times across them and each replica
     # takes 1/rep of the keys; at the end the rep partial O rows are merged in the softmax
@@ -170,9 +186,7 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     c.add("IPCIM_MAC", "compute", "S", n_kv * rows_x_keys * E)
     # Softmax unit: every executed score element; final 1/l and O * (1/l) per row.
     c.add("SoftmaxUnit", "compute", "P", n_kv * rows_x_keys)
-    o_rows = wl.batch * cfg.q_heads * wl.n_queries
-    c.add("SoftmaxUnit", "reciprocal", "l", o_rows)
-    c.add("SoftmaxUnit", "multiply", "O", o_rows * F)
+    o_rows = normalize(c, wl)
     # OP-CIM: PV MACs accumulate in place; the O tile is read out once (acc bits).
     c.add("OPCIM_MAC", "compute", "O", n_kv * rows_x_keys * F)
     c.add("OPCIMArray", "read", "O", rep * o_rows * F * acc)
