@@ -168,9 +168,9 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
         elems += m * rows * keys
         q_reads += m * rows * len(blocks)  # the Q tile streams once per K block
         if rescale is not None:
-            ev, rows_per_event = rescale(rows, keys)
-            events += m * ev
-            ev_rows += m * ev * rows_per_event
+            passes, rescaled = rescale(rows, keys)
+            events += m * passes
+            ev_rows += m * rescaled
     kv_bits = wl.seq_len * E * db
     kv_dram = kv_bits if kv_resident(arch, wl) else keys_streamed * E * db
     for t in ("K", "V"):

@@ -34,7 +34,7 @@ class Counts:
     macs_executed: float = 0.0
     block_q: int = 0
     n_tiles: int = 0
-    rescale_events: float = 0.0  # O-tile (or O-row, decode) rescale events
+    rescale_events: float = 0.0  # online-softmax rescale passes over O tiles
     notes: list[str] = field(default_factory=list)
 
     def add(self, component: str, action: str, tensor: str, count: float) -> None:
@@ -140,8 +140,9 @@ def per_cycle(arch: Arch, component: str, action: str) -> float:
 def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     """Counts for mappings/qo_stationary.yaml (see its header for the loop nest).
 
-    ``rescale(rows, keys) -> (events, rows per event)`` gives the rescale events of one
-    tile (from the softmax order model); None means no rescale is charged.
+    ``rescale(rows, keys) -> (passes, rows rescaled)`` gives one tile's online-softmax
+    rescale passes over its O tile and the O rows they rescale (from the softmax order
+    model); None means no rescale is charged.
     """
     c = Counts()
     cfg = wl.cfg
@@ -197,14 +198,14 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
                        f"among the replicas, partial O merged in the softmax unit")
     c.macs_executed = 2 * n_kv * rows_x_keys * E
 
-    # Online-softmax rescale: per event the O rows (the whole tile in prefill, one row in
-    # decode) are multiplied in place, and each row's running sum l by exp(m_old - m_new).
+    # Online-softmax rescale: the rescaled O rows are multiplied in place, and each one's
+    # running sum l by exp(m_old - m_new); a pass costs the array's scale_bits cycles.
     ev_rows = 0.0
     if rescale is not None:
         for rows, keys, m in ts:
-            ev, rows_per_event = rescale(rows, keys)
-            c.rescale_events += n_kv * m * ev
-            ev_rows += n_kv * m * ev * rows_per_event
+            passes, rescaled = rescale(rows, keys)
+            c.rescale_events += n_kv * m * passes
+            ev_rows += n_kv * m * rescaled
     c.add("OPCIMArray", "rescale", "O", ev_rows * F)
     c.add("SoftmaxUnit", "exp", "rescale", ev_rows)
     c.add("SoftmaxUnit", "multiply", "rescale", ev_rows)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from .arch import Arch, load_arch
+from .arch import Arch, SpecError, load_arch
 from .dataflow import Counts, weight_stationary_linear
 from .designs import get_design
 from .workload import Workload
@@ -128,24 +128,26 @@ def _combine(parts: list[tuple[Cost, float]]) -> Cost:
                 tops_per_w=ops / tot["energy_j"] / 1e12 if tot["energy_j"] else 0.0)
 
 
-def _rescale_callback(order: str | None, wl: Workload, bc: int):
-    """rescale(rows, keys) -> (events, O rows per event) for one Q tile. Prefill: the
-    hardware rescales the whole O tile when any row's max grows (tile events). Decode:
-    a tile's rows belong to different heads; each rescales only its own row."""
+def _rescale_callback(order: str | None, wl: Workload, bc: int, granularity: str):
+    """rescale(rows, keys) -> (rescale passes over the O tile, O rows rescaled) for one
+    Q tile. A pass happens when any row's max grows (prefill); with granularity "tile"
+    every row of the tile is rescaled in it, with "row" only the rows whose max grew
+    (per-row word-line masks). Decode: a tile's rows belong to different heads, each
+    rescales only its own row."""
     if order is None:
         return None
+    if granularity not in ("tile", "row"):
+        raise SpecError(f"RESCALE_GRANULARITY = {granularity!r}; allowed: tile, row")
     from .softmax import rescale_profile
 
-    if wl.phase == "decode":
-        def per_row(rows, keys):
+    def rescale(rows, keys):
+        if wl.phase == "decode":
             p = rescale_profile(order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal)
-            return p.row_rescales_per_row * rows, 1
-        return per_row
-
-    def per_tile(rows, keys):
+            return p.row_rescales_per_row * rows, p.row_rescales_per_row * rows
         p = rescale_profile(order, wl.seq_len, rows, bc, phase="prefill", causal=wl.causal)
-        return p.tile_rescales_per_tile, rows
-    return per_tile
+        per_row = p.row_rescales_per_row if granularity == "row" else p.tile_rescales_per_tile
+        return p.tile_rescales_per_tile, per_row * rows
+    return rescale
 
 
 def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | None = "default",
@@ -165,7 +167,7 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
     if d.softmax_order is None:
         order = None  # the design does not fuse online softmax
     bc = int(hw.var("block_kv"))
-    counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc))
+    counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc, hw.var("rescale_granularity")))
     attn, breakdown, bounds = _cost(hw, counts, wl.attention_macs())
     # The projections and FFN run the same way on every design: weight-stationary on
     # IP-CIM macros, as many as the design's whole macro budget (IP + OP).

@@ -104,3 +104,17 @@ def test_overrides_change_the_arch():
     more = evaluate("fusioncim", wl, overrides={"N_IP_MACROS": 16, "N_OP_MACROS": 32})
     assert more.block_q == 2 * base.block_q == 256
     assert more.attention.buffer_bytes < base.attention.buffer_bytes  # fewer K/V re-reads
+
+
+def test_rescale_granularity_row_charges_only_the_rows_whose_max_grew():
+    from fusioncim_plugin.softmax import rescale_profile
+
+    wl = Workload(model="llama3-8b", seq_len=2048)
+    tile = evaluate("fusioncim", wl, softmax_order="natural")
+    row = evaluate("fusioncim", wl, softmax_order="natural",
+                   overrides={"RESCALE_GRANULARITY": "row"})
+    p = rescale_profile("natural", 2048, 128, 64, phase="prefill", causal=True)
+    ratio = (row.attention.energy_by_category_j["rescale"]
+             / tile.attention.energy_by_category_j["rescale"])
+    assert ratio == pytest.approx(p.row_rescales_per_row / p.tile_rescales_per_tile, rel=1e-9)
+    assert row.rescale_events == tile.rescale_events  # same passes, fewer rows per pass
