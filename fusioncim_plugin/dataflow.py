@@ -7,10 +7,14 @@ closed form so a point costs microseconds, plus what AccelForge cannot express:
     products inside the diagonal block are executed (``macs_executed``) but not useful;
   * the online-softmax rescale of the O tile held in OP-CIM (``rescale`` actions), with
     counts from :mod:`fusioncim_plugin.softmax`;
-  * global-buffer capacity: K/V of a KV head are fetched from DRAM once if they fit,
-    otherwise re-streamed from DRAM for every Q tile.
-On non-causal shapes the counts equal AccelForge's own model of the same LoopTree
-(tests/test_accelforge_agreement.py).
+  * global-buffer capacity: K/V of a KV head are fetched from DRAM once if they take at
+    most half the buffer, otherwise re-streamed from DRAM for every Q tile;
+  * decode split-K: the few query rows of a decode step are replicated across the
+    arrays, each replica taking a share of the keys (merged in the softmax unit);
+  * bit-serial timing: a broadcast input occupies a macro for its input_bits cycles
+    however many of its rows are in use.
+On non-causal prefill shapes the counts equal AccelForge's own model of the same LoopTree
+(tests/test_accelforge_agreement.py, tests/test_baseline_mappings.py).
 
 Inputs: an :class:`~fusioncim_plugin.arch.Arch`, a :class:`~fusioncim_plugin.workload.Workload`
 and the dataflow options. Output: :class:`Counts` - a list of (component, action,
