@@ -23,8 +23,6 @@ CASES = [
     ("8B prefill L=256, 1 KV head x 1 q head", dict(model="llama3-8b", seq_len=256),
      dict(kv_heads=1, group=1)),
     ("8B prefill L=4096 (full: 8 KV x 4 q heads)", dict(model="llama3-8b", seq_len=4096), {}),
-    ("8B prefill L=4096, ScorePipe 2048 bits", dict(model="llama3-8b", seq_len=4096),
-     dict(score_pipe_bits=2048)),
     ("8B decode KV=4096 (full)", dict(model="llama3-8b", phase="decode", seq_len=4096), {}),
     ("70B prefill L=4096 (full: 8 KV x 8 q heads)", dict(model="llama3-70b", seq_len=4096), {}),
 ]

@@ -105,7 +105,7 @@ def shape_data(wl: Workload, kv_heads: int | None = None, group: int | None = No
 
 
 def fusioncim_spec(data: dict, *, arch: str = "fusioncim", overrides: dict | None = None,
-                   mapping: Path | str | None = None, score_pipe_bits: float | None = None):
+                   mapping: Path | str | None = None):
     """An ``af.Spec`` of arch + workloads/attention.yaml (+ a LoopTree), ready for the
     mapper or ``evaluate_mapping``. Returns (spec, notes)."""
     import accelforge as af
@@ -115,10 +115,6 @@ def fusioncim_spec(data: dict, *, arch: str = "fusioncim", overrides: dict | Non
         files.append(Path(mapping))
     spec = af.Spec.from_yaml(*files, jinja_parse_data={**(overrides or {}), **data})
     notes = []
-    if score_pipe_bits is not None:
-        node = spec.arch.find("ScorePipe")
-        notes.append(f"ScorePipe.size set to {score_pipe_bits:g} bits (spec: {node.size})")
-        node.size = float(score_pipe_bits)
     return spec, notes
 
 
@@ -228,14 +224,13 @@ def _evaluated(res) -> Evaluated:
 
 
 def evaluate_looptree(data: dict, mapping: Path | str, *, arch: str = "fusioncim",
-                      overrides: dict | None = None, score_pipe_bits: float | None = None,
+                      overrides: dict | None = None,
                       block_q_rows: int | None = None) -> Evaluated:
     """AccelForge's model of one LoopTree file (e.g. the mapper's output read back)."""
     from accelforge.model.main import evaluate_mapping
 
     d = dict(data) | ({"BLOCK_Q": block_q_rows} if block_q_rows else {})
-    spec, _ = fusioncim_spec(d, arch=arch, overrides=overrides, mapping=mapping,
-                             score_pipe_bits=score_pipe_bits)
+    spec, _ = fusioncim_spec(d, arch=arch, overrides=overrides, mapping=mapping)
     with scratch_dir():
         return _evaluated(evaluate_mapping(spec))
 
@@ -255,14 +250,13 @@ def _design(design: str):
 
 def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy",
                overrides: dict | None = None, kv_heads: int | None = None,
-               group: int | None = None, score_pipe_bits: float | None = None,
+               group: int | None = None,
                arch: str | None = None, jobs: int = 1) -> MapResult:
     """Run AccelForge's FFM mapper on one layer's attention (non-causal) on ``design``'s
     arch spec and evaluate the design's hand-written LoopTree (``mappings/<name>.yaml``,
     if it exists) on the same shape and spec.
 
     ``kv_heads`` / ``group`` reduce the shape (KV heads / query heads per KV head);
-    ``score_pipe_bits`` overrides the ScorePipe size of the arch spec;
     ``arch`` replaces the design's arch spec (same component names); ``jobs`` is the
     number of mapper processes (1, the default, is deterministic - see af_jobs)."""
     metric = metric.lower()
@@ -270,16 +264,13 @@ def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy
     d = _design(design)
     arch = arch or d.arch
     overrides = dict(d.overrides) | dict(overrides or {})
-    if score_pipe_bits is not None and not (score_pipe_bits > 0):
-        raise ValueError("score-pipe-bits: must be > 0 (or omit it for the spec's value)")
     full = _ranks(shape_data(wl))
     data = shape_data(wl, kv_heads, group)
     notes = []
     if wl.causal and wl.phase == "prefill":
         notes.append("causal mask not expressible in AccelForge: the full (non-causal) "
                      "square is mapped")
-    spec, spec_notes = fusioncim_spec(data, arch=arch, overrides=overrides,
-                                      score_pipe_bits=score_pipe_bits)
+    spec, spec_notes = fusioncim_spec(data, arch=arch, overrides=overrides)
     notes += spec_notes
     spec.mapper.metrics = af_metric
     with scratch_dir(), af_jobs(jobs):
@@ -296,7 +287,7 @@ def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy
     if hand_file.exists():
         br = block_q(wl, arch, overrides)
         hand = evaluate_looptree(data, hand_file, arch=arch, overrides=overrides,
-                                 score_pipe_bits=score_pipe_bits, block_q_rows=br)
+                                 block_q_rows=br)
     else:
         notes.append(f"design {design!r} has no hand-written LoopTree ({hand_file.name}); "
                      f"nothing to compare with")
@@ -304,8 +295,7 @@ def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy
     header = (f"Best mapping found by AccelForge's FFM mapper (metric: {metric}) for one "
               f"layer's attention of {wl.model} {wl.phase}, seq_len {wl.seq_len}, batch "
               f"{wl.batch}, non-causal;\nrank sizes {ranks}; design {design}, arch spec "
-              f"{arch}{' overrides ' + str(overrides) if overrides else ''}"
-              f"{'; ScorePipe ' + format(score_pipe_bits, 'g') + ' bits' if score_pipe_bits else ''}."
+              f"{arch}{' overrides ' + str(overrides) if overrides else ''}."
               f"\nAccelForge energy {best.energy_j:.6e} J, latency {best.latency_s:.6e} s."
               f"\nLoad with af.Spec.from_yaml(arch, workloads/attention.yaml, this file, "
               f"jinja_parse_data=<the shape>).")

@@ -3,7 +3,7 @@ attention workload on AccelForge's stock compute-in-memory macro examples.
 
   fusioncim map   --design fusioncim --model llama3-8b --phase prefill --seq-len 4096
                   [--arch SPEC] [--metric energy|latency|edp] [--out mapping.yaml] [--kv-heads N]
-                  [--group N] [--score-pipe-bits N] [--jobs N] [--set NAME=VALUE] [--json]
+                  [--group N] [--jobs N] [--set NAME=VALUE] [--json]
   fusioncim stock --model llama3-8b --phase prefill --seq-len 4096 [--macros a,b] [--json]
 
 Stock macros: the arch specs in AccelForge's ``examples/arches/compute_in_memory`` (read
@@ -198,7 +198,7 @@ def cmd_map(a) -> int:
 
     r = run_mapper(_workload(a), design=a.design, metric=a.metric,
                    overrides=_overrides(a.set), kv_heads=a.kv_heads, group=a.group,
-                   score_pipe_bits=a.score_pipe_bits, jobs=a.jobs, arch=a.arch)
+                   jobs=a.jobs, arch=a.arch)
     if a.out:
         Path(a.out).write_text(r.looptree)
     if a.json:
@@ -250,9 +250,6 @@ def register(subparsers) -> None:
                    help="map only this many KV heads (reduces the shape; default: all)")
     m.add_argument("--group", type=int, default=None,
                    help="map only this many query heads per KV head (default: all)")
-    m.add_argument("--score-pipe-bits", type=float, default=None,
-                   help="bound the ScorePipe to this many bits (the arch spec leaves it "
-                        "unbounded; 2048 = one S and one P column of a 128-row Q tile)")
     m.add_argument("--jobs", type=int, default=1,
                    help="mapper processes (default 1: deterministic; with more, ties "
                         "between equally good mappings may resolve differently)")

@@ -107,7 +107,7 @@ def test_cli_map_writes_a_loadable_looptree(tmp_path, capsys):
     (["map", "--design", "ipcim-unfused"], "design"),
     (["map", "--metric", "speed"], "metric"),
     (["map", "--kv-heads", "0"], "kv-heads"),
-    (["map", "--score-pipe-bits", "-5"], "score-pipe-bits"),
+    (["map", "--group", "0"], "group"),
 ])
 def test_cli_map_bad_input(argv, msg, capsys):
     assert main(argv + ["--seq-len", "128"]) == 2
