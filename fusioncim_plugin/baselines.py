@@ -78,7 +78,6 @@ def unfused_kv_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     bq = int(max(1, bq))
     c.block_q = bq
     blocks = _q_tiles(wl, bq)
-    c.n_tiles = n_kv * sum(m for _, _, m in blocks)
     c.notes.append(f"row blocks of {bq} query rows keep S and P in the buffer"
                    if not spill else "one query row's S and P exceed the buffer: spilled to DRAM")
     q_o_io(c, wl, db)
@@ -157,7 +156,6 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
     n_kv = wl.batch * cfg.kv_heads
     q_o_io(c, wl, db)
     q_tiles = _q_tiles(wl, br)
-    c.n_tiles = n_kv * sum(m for _, _, m in q_tiles)
 
     keys_streamed = elems = q_reads = 0
     events = ev_rows = 0.0

@@ -106,7 +106,7 @@ def cmd_evaluate(a) -> int:
 def cmd_compare(a) -> int:
     from .report import compare, format_compare
 
-    rs = compare(_workload(a), overrides=_overrides(a.set))
+    rs = compare(_workload(a), overrides=_overrides(a.set), softmax_order=_order(a))
     if a.json:
         print(json.dumps([r.model_dump() for r in rs], indent=2))
     else:

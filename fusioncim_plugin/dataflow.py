@@ -37,7 +37,6 @@ class Counts:
     compute_cycles: float = 0.0  # pipeline cycles (clock of the arch)
     macs_executed: float = 0.0
     block_q: int = 0
-    n_tiles: int = 0
     rescale_events: float = 0.0  # online-softmax rescale passes over O tiles
     notes: list[str] = field(default_factory=list)
 
@@ -156,7 +155,6 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     br = q_tile_rows(arch, wl)
     ts = tiles(wl, br)
     c.block_q = br
-    c.n_tiles = n_kv * sum(m for _, _, m in ts)
 
     q_bits = q_o_io(c, wl, db)
     kv_bits_head = wl.seq_len * E * db  # K (or V) of one KV head

@@ -60,9 +60,14 @@ class Result(BaseModel):
 
 LINEAR_ARCH = "ipcim_baseline"  # common substrate of the linear layers (all IP-CIM)
 
+# Energy categories of a breakdown, in plotting order: per-component ones, then the
+# online-softmax rescale and leakage.
 CATEGORY = {"DRAM": "DRAM", "GlobalBuffer": "buffer", "IPCIMArray": "IP-CIM write",
             "IPCIM_MAC": "IP-CIM compute", "SoftmaxUnit": "softmax",
             "OPCIMArray": "OP-CIM read-out", "OPCIM_MAC": "OP-CIM compute"}
+
+
+CATEGORIES = (*dict.fromkeys(CATEGORY.values()), "rescale", "leakage")
 
 
 def _category(component: str, action: str, tensor: str) -> str:

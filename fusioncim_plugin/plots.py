@@ -9,8 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-CATS = ["DRAM", "buffer", "IP-CIM write", "IP-CIM compute", "softmax", "OP-CIM compute",
-        "OP-CIM read-out", "rescale", "leakage"]
+from .evaluation import CATEGORIES as CATS  # noqa: E402
 
 
 def _sel(rows, **kw):

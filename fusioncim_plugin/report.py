@@ -54,9 +54,12 @@ PREFILL_LENS = [512, 1024, 2048, 4096, 8192, 16384, 32768]
 DECODE_LENS = PREFILL_LENS + [131072]
 
 
-def compare(wl: Workload, overrides: dict | None = None,
-            designs: list[str] | None = None) -> list[Result]:
-    return [evaluate(d, wl, overrides=overrides) for d in (designs or list(DESIGNS))]
+def compare(wl: Workload, overrides: dict | None = None, designs: list[str] | None = None,
+            softmax_order: str | None = "default") -> list[Result]:
+    """Every design on ``wl``; ``softmax_order`` as in evaluate() (designs that do not
+    fuse online softmax ignore it)."""
+    return [evaluate(d, wl, overrides=overrides, softmax_order=softmax_order)
+            for d in (designs or list(DESIGNS))]
 
 
 def format_compare(results: list[Result]) -> str:

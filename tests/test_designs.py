@@ -67,3 +67,11 @@ def test_compare_table_is_relative_to_fusioncim():
     text = format_compare(compare(Workload(model="llama3-8b", seq_len=1024)))
     line = next(ln for ln in text.splitlines() if ln.startswith("fusioncim "))
     assert line.count("1.00") >= 5
+
+
+def test_compare_applies_one_softmax_order_to_every_fused_design():
+    wl = Workload(model="llama3-8b", seq_len=1024)
+    rs = {r.design: r for r in compare(wl, softmax_order="natural")}
+    assert rs["hybrid-qo"].attention.energy_j == rs["fusioncim"].attention.energy_j
+    assert {r.softmax_order for r in rs.values()} == {None, "natural"}
+    assert rs["ipcim-unfused"].softmax_order is None  # no fused online softmax

@@ -35,11 +35,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..evaluation import CATEGORIES
 from .spec import BASE_PARAMS, SweepError, SweepSpec, arch_variables, cell, load_sweep, \
     parse_sweep, point_key
-
-CATEGORIES = ("DRAM", "buffer", "IP-CIM write", "IP-CIM compute", "softmax",
-              "OP-CIM read-out", "OP-CIM compute", "rescale", "leakage")
 
 
 def _slug(s: str) -> str:
