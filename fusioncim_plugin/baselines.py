@@ -27,8 +27,8 @@ import math
 import numpy as np
 
 from .arch import Arch, SpecError
-from .dataflow import (Counts, _cycles, kv_resident, normalize, per_cycle, q_o_io,
-                       q_tile_rows)
+from .dataflow import (Counts, _cycles, kv_resident, normalize, opcim_pv, per_cycle,
+                       q_o_io, q_tile_rows)
 from .workload import Workload
 
 
@@ -188,8 +188,9 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
     c.add("SoftmaxUnit", "exp", "rescale", n_kv * ev_rows)
     c.add("SoftmaxUnit", "multiply", "rescale", n_kv * ev_rows)
     if o_in_opcim:
-        c.add("OPCIM_MAC", "compute", "O", n_kv * elems * F)
-        c.add("OPCIMArray", "read", "O", o_rows * F * acc)
+        # OP-CIM accumulation per OPCIM_CIRCUIT (dataflow.opcim_pv), per Q tile.
+        op_stage = [opcim_pv(c, arch, [(rows * F, sum(_kv_blocks(wl, r0, rows, bc)), n_kv * m)])
+                    for r0, rows, m in q_tiles]
         c.add("OPCIMArray", "rescale", "O", n_kv * ev_rows * F)
     else:
         # V blocks re-written into IP-CIM per Q tile; O accumulates in the buffer
@@ -216,18 +217,22 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
     broadcast = _cycles(kpm * E, per_macro_ip)  # one input vector through a macro
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
     if o_in_opcim:
-        rank1 = _cycles(br * F, per_cycle(arch, "OPCIM_MAC", "compute"))
         rs = _cycles(br * F, per_cycle(arch, "OPCIMArray", "rescale"))
+        rd = per_cycle(arch, "OPCIMArray", "read")
     cyc = 0.0
-    for row0, rows, m in q_tiles:
+    for i, (row0, rows, m) in enumerate(q_tiles):
         blocks = _kv_blocks(wl, row0, rows, bc)
         tile = 0.0
         for n in blocks:
             write = _cycles(min(n, kpm) * E * db, per_macro_wr)
-            pv = n * rank1 if o_in_opcim else rows * broadcast
+            # OP-CIM's share of the tile's accumulation cycles falls on each block in
+            # proportion to its keys (opcim_pv).
+            pv = (op_stage[i] / (n_kv * m) * n / sum(blocks)) if o_in_opcim else rows * broadcast
             tile += write + max(rows * broadcast, rows * _cycles(n, sm), pv)
-        if rescale is not None and o_in_opcim:
-            tile += rescale(rows, sum(blocks))[0] * rs
+        if o_in_opcim:
+            tile += _cycles(rows * F * acc, rd)  # read-out of the O tile
+            if rescale is not None:
+                tile += rescale(rows, sum(blocks))[0] * rs
         cyc += m * tile
     c.compute_cycles = n_kv * cyc
     return c
