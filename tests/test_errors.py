@@ -46,7 +46,8 @@ def test_negative_size(capsys):
 
 
 def test_shape_that_does_not_fit_the_arrays(capsys):
-    err = run(capsys, "--set", "MACRO_ROWS=8", "--set", "MACRO_COLS=8")
+    err = run(capsys, "--set", "N_IP_MACROS=1", "--set", "N_OP_MACROS=1", "--set", "MACRO_ROWS=16",
+              "--set", "MACRO_COLS=16")
     assert "head_dim 128 does not fit the arrays" in err and "N_IP_MACROS" in err
 
 
