@@ -27,8 +27,8 @@ import math
 import numpy as np
 
 from .arch import Arch, SpecError
-from .dataflow import (Counts, _cycles, kv_resident, normalize, per_cycle, q_o_io,
-                       q_tile_rows)
+from .dataflow import (Counts, _cycles, kv_resident, normalize, opcim_pv, per_cycle,
+                       q_o_io, q_tile_rows)
 from .workload import Workload
 
 
@@ -195,8 +195,9 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
     c.add("SoftmaxUnit", "exp", "rescale", n_kv * ev_rows)
     c.add("SoftmaxUnit", "multiply", "rescale", n_kv * ev_rows)
     if o_in_opcim:
-        c.add("OPCIM_MAC", "compute", "O", n_kv * elems * F)
-        c.add("OPCIMArray", "read", "O", o_rows * F * acc)
+        # OP-CIM accumulation per OPCIM_CIRCUIT (dataflow.opcim_pv), per Q tile.
+        op_stage = [opcim_pv(c, arch, [(rows * F, _visible(wl, r0, rows), n_kv * m)])
+                    for r0, rows, m in q_tiles]
         c.add("OPCIMArray", "rescale", "O", n_kv * ev_rows * F)
     else:
         # V blocks re-written into IP-CIM per Q tile; O accumulates in the buffer
@@ -223,21 +224,26 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
     broadcast = _cycles(kpm * E, per_macro_ip)  # one input vector through a macro
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
     if o_in_opcim:
-        rank1 = _cycles(br * F, per_cycle(arch, "OPCIM_MAC", "compute"))
         rs = _cycles(br * F, per_cycle(arch, "OPCIMArray", "rescale"))
+        rd = per_cycle(arch, "OPCIMArray", "read")
     cyc = 0.0
-    def block(rows: int, n: int) -> float:
+    def block(rows: int, n: int, pv_per_key: float) -> float:
         """Cycles of one KV block of n keys for a tile of rows Q rows."""
         write = _cycles(min(n, kpm) * E * db, per_macro_wr)
-        pv = n * rank1 if o_in_opcim else rows * broadcast
+        # OP-CIM's share of the tile's accumulation cycles falls on each block in
+        # proportion to its keys (opcim_pv).
+        pv = pv_per_key * n if o_in_opcim else rows * broadcast
         return write + max(rows * broadcast, rows * _cycles(n, sm), pv)
 
-    for row0, rows, m in q_tiles:
+    for i, (row0, rows, m) in enumerate(q_tiles):
         keys = _visible(wl, row0, rows)
+        per_key = op_stage[i] / (n_kv * m) / keys if o_in_opcim else 0.0
         full, last = divmod(keys, bc)  # full blocks are alike: O(1) per tile
-        tile = full * block(rows, bc) + (block(rows, last) if last else 0.0)
-        if rescale is not None and o_in_opcim:
-            tile += rescale(rows, keys)[0] * rs
+        tile = full * block(rows, bc, per_key) + (block(rows, last, per_key) if last else 0.0)
+        if o_in_opcim:
+            tile += _cycles(rows * F * acc, rd)  # read-out of the O tile
+            if rescale is not None:
+                tile += rescale(rows, keys)[0] * rs
         cyc += m * tile
     c.compute_cycles = n_kv * cyc
     return c

@@ -64,7 +64,7 @@ LINEAR_ARCH = "ipcim_baseline"  # common substrate of the linear layers (all IP-
 # online-softmax rescale and leakage.
 CATEGORY = {"DRAM": "DRAM", "GlobalBuffer": "buffer", "IPCIMArray": "IP-CIM write",
             "IPCIM_MAC": "IP-CIM compute", "SoftmaxUnit": "softmax",
-            "OPCIMArray": "OP-CIM read-out", "OPCIM_MAC": "OP-CIM compute"}
+            "OPCIMArray": "OP-CIM array", "OPCIM_MAC": "OP-CIM compute"}
 
 
 CATEGORIES = (*dict.fromkeys(CATEGORY.values()), "rescale", "leakage")
@@ -108,8 +108,8 @@ def _cost(arch: Arch, counts: Counts, macs: float) -> tuple[Cost, dict, dict]:
         tops=ops / latency / 1e12 if latency else 0.0,
         tops_per_w=ops / energy / 1e12 if energy else 0.0,
         dram_bytes=dram_bits / 8, buffer_bytes=buf_bits / 8,
-        cim_write_bytes=(counts.total("IPCIMArray", "write")
-                         + counts.total("OPCIMArray", "write")) / 8,
+        # stationary operands loaded into CIM arrays (OP-CIM's writes are accumulation)
+        cim_write_bytes=counts.total("IPCIMArray", "write") / 8,
         energy_by_category_j=by_cat,
     )
     return cost, breakdown, bounds
