@@ -61,6 +61,7 @@ class AFRun:
     latency_by_einsum: dict  # Einsum -> s (its slowest component)
     total_latency: float
     leak_energy: float
+    latency_ec: dict = field(default_factory=dict)  # (Einsum, component) -> s
 
 
 def looptree_data(design: str, arch: Arch, wl: Workload, ours) -> dict:
@@ -101,8 +102,10 @@ def _af_run(arch_file: str, mapping_file: str, data_items: tuple) -> AFRun:
         energy[key] = energy.get(key, 0.0) + float(v)
     lat = {str(k): float(v) for k, v in res.latency(per_component=True).items()}
     by_ein = {str(k): float(v) for k, v in res.latency(per_einsum=True).items()}
+    ec = {(str(e), str(c)): float(v)
+          for (e, c), v in res.latency(per_einsum=True, per_component=True).items()}
     return AFRun({k: v for k, v in actions.items() if v}, {k: v for k, v in energy.items() if v},
-                 lat, by_ein, float(res.latency()), leak)
+                 lat, by_ein, float(res.latency()), leak, ec)
 
 
 # --------------------------------------------------------------------------------------
@@ -238,6 +241,7 @@ class Referee:
     ours_leak_energy: float
     pipeline_latency: float  # AccelForge's per-component latencies, pipelined as ours
     ours_compute_latency: float  # the closed form's compute pipeline (cycles / clock)
+    energy_delta: dict = field(default_factory=dict)  # correction -> J AccelForge adds
     notes: list = field(default_factory=list)
 
     def energy_per_action(self, key: Key) -> float:
@@ -324,13 +328,15 @@ def referee(design: str, wl: Workload, overrides: dict | None = None) -> Referee
     ctx = SimpleNamespace(db=db, acc=acc, wl=wl, block_q=min(counts.block_q, wl.n_queries),
                           o_bits=wl.batch * wl.cfg.q_heads * wl.n_queries
                           * wl.cfg.head_dim * db)
-    corrected, applied = dict(ours), {}
+    corrected, applied, energy_delta = dict(ours), {}, {}
     for corr in CORRECTIONS:
         before = dict(corrected)
         corr.apply(ctx, corrected)
         for k in set(before) | set(corrected):
             if before.get(k) != corrected.get(k):
                 applied.setdefault(k, []).append(corr.name)
+                energy_delta[corr.name] = energy_delta.get(corr.name, 0.0) + (
+                    corrected.get(k, 0.0) - before.get(k, 0.0)) * arch.energy(k[0], k[1])
     corrected = {k: v for k, v in corrected.items() if v}
 
     data = wl.jinja_parse_data() | ov | looptree_data(design, arch, wl, counts)
@@ -365,7 +371,8 @@ def referee(design: str, wl: Workload, overrides: dict | None = None) -> Referee
                   ours_total_latency=r.attention.latency_s,
                   ours_leak_energy=r.energy_breakdown_j.get("leakage", 0.0),
                   pipeline_latency=pipeline_latency(design, arch, wl, af.latency, ours),
-                  ours_compute_latency=counts.compute_cycles / clock, notes=notes)
+                  ours_compute_latency=counts.compute_cycles / clock,
+                  energy_delta=energy_delta, notes=notes)
     return ref
 
 
@@ -386,7 +393,7 @@ def _mix(arch: Arch, streamed: AFRun, frac: float, kv_once: float) -> AFRun:
             energy[k] = streamed.energy[k] * new / n
             lat[comp] -= (n - new) / arch.components[comp].throughput[a]
     return AFRun(actions, energy, lat, streamed.latency_by_einsum, streamed.total_latency,
-                 streamed.leak_energy)
+                 streamed.leak_energy, streamed.latency_ec)
 
 
 # --------------------------------------------------------------------------------------
@@ -437,6 +444,43 @@ def table_rows(r: Referee) -> list[dict]:
     return rows
 
 
+def explain(r: Referee) -> list[str]:
+    """Why AccelForge's energy and latency of the LoopTree differ from the closed form's,
+    each part named (the corrections' shares of the energy; per Einsum, the component
+    that sets AccelForge's latency)."""
+    rows = {x["component"]: x for x in table_rows(r)}
+    e_ours, e_af = rows["total"]["energy_ours_j"], rows["total"]["energy_af_j"]
+    t_ours, t_af = r.ours_total_latency, r.af.total_latency
+    parts = dict(r.energy_delta)
+    if 0 < r.kv_resident_keys < r.wl.seq_len:
+        parts["partial_kv_residency"] = 0.0  # mixed on AccelForge's side: no energy share
+    parts["leakage_follows_latency"] = r.af.leak_energy - r.ours_leak_energy
+    lines = [f"energy: AccelForge {e_af:.4e} J vs closed form {e_ours:.4e} J "
+             f"(x{e_af / e_ours:.2f}); AccelForge's extra, by named correction:"]
+    for name, de in sorted(parts.items(), key=lambda kv: -abs(kv[1])):
+        if de:
+            lines.append(f"  {name:<28}{de:+.4e} J")
+    rest = e_af - e_ours - sum(parts.values())
+    lines.append(f"  {'(unexplained)':<28}{rest:+.4e} J")
+    lines.append(f"latency: AccelForge {t_af:.4e} s vs closed form {t_ours:.4e} s "
+                 f"(x{t_af / t_ours:.1f}): AccelForge adds its Einsums' slowest components "
+                 f"(pipelined_einsums):")
+    why = {c: sorted({n for k, ns in r.applied.items() if k[0] == c for n in ns})
+           for c in r.arch.components}
+    for ein in EINSUMS:
+        ec = {c: t for (e, c), t in r.af.latency_ec.items() if e == ein}
+        if not ec:
+            continue
+        comp = max(ec, key=ec.get)
+        lines.append(f"  {ein}: {ec[comp]:.4e} s in {comp}"
+                     + (f" ({', '.join(why[comp])})" if why.get(comp) else "")
+                     + f"; closed form {r.ours_latency.get(comp, 0.0):.4e} s there")
+    lines.append(f"  closed form: one pipeline, {r.ours_compute_latency:.4e} s of compute "
+                 f"(DRAM {r.ours_latency.get('DRAM', 0):.4e} s, buffer "
+                 f"{r.ours_latency.get('GlobalBuffer', 0):.4e} s overlap it)")
+    return lines
+
+
 def format_table(r: Referee) -> str:
     w = r.wl
     ov = ", ".join(f"{k}={v}" for k, v in r.overrides.items())
@@ -477,6 +521,7 @@ def format_table(r: Referee) -> str:
         lines.append(f"closed-form pipeline from AccelForge's component latencies: "
                      f"{r.pipeline_latency:.4e} s (closed form: {r.ours_compute_latency:.4e} s)")
     lines += [f"note: {n}" for n in r.notes]
+    lines += [""] + explain(r)
     used = sorted({n for ns in r.applied.values() for n in ns})
     lines += ["", "corrections:"]
     for c in CORRECTIONS:
