@@ -92,16 +92,39 @@ def load_arch(name: str, overrides: dict | None = None) -> Arch:
 
 @functools.lru_cache(maxsize=256)
 def _load_arch(path: str, items: tuple) -> Arch:
-    import accelforge as af
+    from . import spec_cache
 
     overrides = dict(items)
     for k, v in overrides.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
             raise SpecError(f"{Path(path).name}: {k} = {v} is negative; sizes, counts, "
                             f"rates and energies must be >= 0")
+    files = [path, str(WORKLOAD_DIR / "attention.yaml")]
+    key = spec_cache.key(files, overrides)  # on-disk cache across processes
+    cached = spec_cache.load(key)
+    if cached is not None:
+        return _arch_from_dict(cached, path)
+    arch = _instantiate(path, files, overrides)
+    spec_cache.store(key, _arch_to_dict(arch))
+    return arch
+
+
+def _arch_to_dict(a: Arch) -> dict:
+    return {"name": a.name, "variables": a.variables,
+            "components": {n: vars(c) for n, c in a.components.items()}}
+
+
+def _arch_from_dict(d: dict, path: str) -> Arch:
+    return Arch(name=d["name"], path=Path(path), variables=d["variables"],
+                components={n: ComponentCost(**c) for n, c in d["components"].items()})
+
+
+def _instantiate(path: str, files: list[str], overrides: dict) -> Arch:
+    """Parse and cost the spec through AccelForge + hwcomponents."""
+    import accelforge as af
+
     try:
-        spec = af.Spec.from_yaml(path, str(WORKLOAD_DIR / "attention.yaml"),
-                                 jinja_parse_data=overrides)
+        spec = af.Spec.from_yaml(*files, jinja_parse_data=overrides)
         spec = spec.calculate_component_costs()
     except Exception as e:  # AccelForge/pydantic/hwcomponents errors -> one clear line
         raise SpecError(_explain(Path(path).name, e)) from None
