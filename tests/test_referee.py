@@ -244,3 +244,30 @@ def test_referee_cli(capsys):
     assert "OPCIMArray" in out and "agrees" in out
     assert main(["referee", "--design", "fusioncim", "--phase", "decode"]) == 2
     assert "non-causal prefill" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------
+# `fusioncim map` at long context (issue: "No mappings found for P <--> O" at 8K)
+# --------------------------------------------------------------------------------------
+def test_map_long_context_streams_the_hand_looptree():
+    """8K: K/V of a KV head (2 MiB) + the Q/O tile exceed the 2 MiB buffer. The mapper
+    maps, and the hand LoopTree is evaluated with K/V staged per KV block (KV_STREAMED),
+    with a note naming the buffer limit and the --set that keeps K/V resident."""
+    from fusioncim_plugin.mapper import format_result, run_mapper
+
+    r = run_mapper(wl("llama3-8b", 8192), kv_heads=1, group=1)
+    assert r.hand is not None
+    note = " ".join(r.notes)
+    assert "KV_STREAMED" in note
+    # K/V 2 x 8192 x 128 B + Q and O tiles 2 x 128 x 128 B = 2,129,920 B -> 2080 KiB
+    assert "--set GLB_BYTES=2129920" in note
+    assert "KV_STREAMED" in format_result(r)
+
+
+def test_map_no_mapping_names_the_buffer_and_the_fix():
+    from fusioncim_plugin.mapper import _no_mapping
+
+    msg = _no_mapping(ValueError("No mappings found for P <--> O"), glb=8 * 20000,
+                      need=2 * 128 * 128 * 8 + 2 * 64 * 128 * 8)
+    assert msg.startswith("map: no mapping fits the global buffer: GLB_BYTES=20000 B")
+    assert "--set GLB_BYTES=49152" in msg and "\n" not in msg
