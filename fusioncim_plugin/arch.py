@@ -85,9 +85,17 @@ def arch_path(name: str) -> Path:
 
 
 def load_arch(name: str, overrides: dict | None = None) -> Arch:
-    """Instantiate and cost arch spec ``name`` (a file stem in arch_specs/ or a path)."""
-    items = tuple(sorted((overrides or {}).items()))
-    return _load_arch(str(arch_path(name)), items)
+    """Instantiate and cost arch spec ``name`` (a file stem in arch_specs/ or a path).
+    ``overrides`` are checked first (fusioncim_plugin.variables: names, types, ranges)."""
+    from .variables import validate_overrides
+
+    path = arch_path(name)
+    try:
+        overrides = validate_overrides(path, overrides)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+    items = tuple(sorted(overrides.items()))
+    return _load_arch(str(path), items)
 
 
 @functools.lru_cache(maxsize=256)
@@ -147,7 +155,51 @@ def _instantiate(path: str, files: list[str], overrides: dict) -> Arch:
             area=float(node.total_area or 0),
             leak_power=float(node.total_leak_power or 0),
         )
+    _check_models(spec, overrides, Path(path).name)
     return Arch(name=Path(path).stem, path=Path(path), variables=variables, components=comps)
+
+
+# Constructor attributes of a macro model that the closed-form dataflows also use, and the
+# spec variable that sets both.
+MODEL_ATTRIBUTES = {"rows": "MACRO_ROWS", "cols": "MACRO_COLS", "input_bits": "DATA_BITS",
+                    "weight_bits": "DATA_BITS", "acc_bits": "ACC_BITS"}
+
+
+def _check_models(spec, overrides: dict, fname: str) -> None:
+    """A component model must be the component the dataflow counts for: every attribute
+    of MODEL_ATTRIBUTES the spec passes must be what the instantiated model has, and a
+    model whose constructor declares its own default for one (a plugged 64 x 64 macro)
+    must not be silently overridden by the spec's default."""
+    import inspect
+
+    for node in spec.arch.nodes:
+        model = getattr(node, "component_model", None)
+        extra = getattr(node, "extra_attributes_for_component_model", None)
+        if model is None or extra is None:
+            continue
+        given = {k: getattr(extra, k) for k in MODEL_ATTRIBUTES if hasattr(extra, k)}
+        try:
+            params = inspect.signature(type(model).__init__).parameters
+        except (TypeError, ValueError):
+            params = {}
+        cls = type(model).__name__
+        for attr, spec_value in given.items():
+            var = MODEL_ATTRIBUTES[attr]
+            has = getattr(model, attr, None)
+            if isinstance(has, (int, float)) and has != spec_value:
+                raise SpecError(
+                    f"{fname}: {node.name}: {cls} has {attr}={has:g} but the spec models "
+                    f"{var}={spec_value:g}; the model does not take `{attr}`, so set "
+                    f"--set {var}={has:g} (or give {cls}.__init__ a `{attr}` argument)")
+            p = params.get(attr)
+            own = p.default if p is not None else None
+            if (isinstance(own, (int, float)) and not isinstance(own, bool)
+                    and own != spec_value and var not in overrides):
+                raise SpecError(
+                    f"{fname}: {node.name}: {cls} declares {attr}={own:g} (its constructor "
+                    f"default) but the spec's default {var}={spec_value:g} overrides it; "
+                    f"set --set {var}={own:g} to model your macro as declared (or "
+                    f"--set {var}={spec_value:g} to keep the spec's)")
 
 
 def _explain(fname: str, e: Exception) -> str:
@@ -168,4 +220,29 @@ def _explain(fname: str, e: Exception) -> str:
         where = msg.split(" Problem encountered", 1)[0].replace("EvaluationError in ", "")
         return (f"{fname}: {where}. A name in that expression is not defined: add it "
                 f"to the spec's `variables:` section or fix the spelling.")
-    return f"{fname}: invalid spec: {type(e).__name__}: {msg[:600]}"
+    root = _model_error(msg)
+    if root:  # a component model's own error: the root cause first, whole
+        return f"{fname}: {root}"
+    return f"{fname}: invalid spec: {type(e).__name__}: {msg}"
+
+
+def _model_error(msg: str) -> str:
+    """hwcomponents reports a model that failed as one long text (the query, its logs
+    with the model's exception and traceback, why each model declined). Pull out the
+    node, the class and the model's own error or reason."""
+    import re
+
+    if "Can not find an model" not in msg and "Can not find a model" not in msg:
+        return ""
+    cls = re.search(r"component_class=(\w+)", msg)
+    node = re.search(r"\bname=(\w+)", msg)
+    where = f"{node.group(1) if node else '?'} (component_class {cls.group(1) if cls else '?'})"
+    err = re.search(r"\| \| (\w+(?:Error|Exception)): (.*?) \| \| Traceback", msg)
+    if err:
+        return (f"{where}: the model raised {err.group(1)}: {err.group(2)}; fix that value "
+                f"(--set / the spec) or the model's table")
+    why = msg.split("Why models did not estimate:", 1)[-1].strip(" |.")
+    why = re.sub(r"(\s*\|\s*)+", "; ", why).strip("; .")
+    why = why.split("To see a list of available component models", 1)[0].strip("; .")
+    return (f"{where}: no model could cost it: {why}. Give the class the actions the "
+            f"spec lists for this node (docs/plugging_a_macro.md)")
