@@ -42,7 +42,6 @@ from .workload import Workload
 Key = tuple[str, str, str]  # (component, action, tensor); compute actions: tensor = Einsum
 RTOL = 1e-9  # counts and energies computed in float64 on both sides
 AF_FLOAT_RTOL = 1e-7  # AccelForge's latency (and float32 energy) columns: float32 resolution
-FREE = ("InputLatch", "ScorePipe")  # Dummy staging levels: no energy, infinite throughput
 EINSUMS = ("S", "P", "O")
 
 
@@ -118,6 +117,15 @@ class Correction:
     apply: callable  # (ctx, counts: dict[Key, float]) -> None, edits counts in place
 
 
+def free_levels(arch: Arch) -> set[str]:
+    """Staging levels that cost nothing (Dummy: 0 J per action, no port limit), e.g. the
+    input latches, the score pipeline and the OP-CIM lane registers: AccelForge counts
+    their accesses, neither side charges them."""
+    return {n for n, c in arch.components.items() if c.actions
+            and all(e == 0 for e in c.actions.values())
+            and all(t == math.inf for t in c.throughput.values())}
+
+
 def _add(c: dict, key: Key, n: float) -> None:
     if n:
         c[key] = c.get(key, 0.0) + n
@@ -137,15 +145,6 @@ def _imperfect_tile_padding(ctx, c):
     pad = math.ceil(m / bq) * bq / m
     for k in [k for k in c if k[0] == "IPCIMArray" and k[1] == "read"]:
         c[k] *= pad
-
-
-def _opcim_accumulate(ctx, c):
-    macs = c.get(("OPCIM_MAC", "compute", "O"), 0.0)
-    if macs:
-        # one read per MAC (the first per element is skipped, the final read-out added:
-        # the closed form's read-out count is exactly those first touches) + one write
-        c[("OPCIMArray", "read", "O")] = ctx.acc * macs
-        c[("OPCIMArray", "write", "O")] = ctx.acc * macs
 
 
 def _normalization(ctx, c):
@@ -184,12 +183,6 @@ CORRECTIONS = (
                "Q-row loop (BLOCK_Q not dividing the rows, e.g. the unfused row block) as if "
                "every tile were full: x ceil(M / BLOCK_Q) * BLOCK_Q / M (its MAC count is exact)",
                _imperfect_tile_padding),
-    Correction("opcim_accumulate_in_array",
-               "AccelForge updates every O accumulator through OP-CIM's read/write actions "
-               "(acc_bits read + written per PV MAC, at the port's energy and throughput); "
-               "the closed form counts that update inside OPCIM_MAC.compute (OPCIMMacro's "
-               "circuit) and only the final read-out through the port",
-               _opcim_accumulate),
     Correction("final_normalization",
                "the 1/l normalization of O closing online softmax (SoftmaxUnit reciprocal "
                "and multiply; where O accumulates in the buffer, the normalized-O write and "
@@ -250,7 +243,8 @@ class Referee:
     def residuals(self) -> list[str]:
         """Every disagreement left after the named corrections (empty = agreement)."""
         out = []
-        keys = {k for k in set(self.corrected) | set(self.af.actions) if k[0] not in FREE}
+        free = free_levels(self.arch)
+        keys = {k for k in set(self.corrected) | set(self.af.actions) if k[0] not in free}
         for k in sorted(keys):
             ours, af = self.corrected.get(k, 0.0), self.af.actions.get(k, 0.0)
             if not math.isclose(ours, af, rel_tol=RTOL, abs_tol=1e-6):
@@ -287,20 +281,23 @@ def component_latency(arch: Arch, counts: dict, comp: str) -> float:
 
 def pipeline_latency(design: str, arch: Arch, wl: Workload, lat: dict, ours: dict) -> float:
     """The closed form's compute latency rebuilt from per-component latencies
-    (AccelForge's), for the QO-stationary pipeline: per key the three stages overlap
-    (the slowest sets the pace: IP-CIM MACs, softmax, OP-CIM MACs, each at full tiles
-    equal to AccelForge's component latency), then per Q tile the Q write into IP-CIM
-    and the O read-out (closed-form port traffic) do not overlap. Returns 0 for
-    mappings without such a rule here (their closed-form pipeline is only bounded:
-    tests/test_referee.py)."""
+    (AccelForge's), for the QO-stationary pipeline on whole tiles: the stages overlap
+    (the slowest sets the pace: IP-CIM MACs, softmax, OP-CIM lanes, and the OP-CIM array
+    port's accumulator traffic without the read-out - each equal to AccelForge's component
+    latency), then per Q tile the Q write into IP-CIM and the O read-out do not overlap.
+    Returns 0 for mappings without such a rule here (their closed-form pipeline is only
+    bounded: tests/test_referee.py)."""
     from .designs import get_design
 
     if get_design(design).mapping != "qo_stationary":
         return 0.0
-    stages = max(lat.get("IPCIM_MAC", 0.0), lat.get("SoftmaxUnit", 0.0), lat.get("OPCIM_MAC", 0.0))
-    loads = (component_latency(arch, {k: v for k, v in ours.items() if k[1] == "write"}, "IPCIMArray")
-             + component_latency(arch, ours, "OPCIMArray"))
-    return stages + loads
+    o_elems = wl.batch * wl.cfg.q_heads * wl.n_queries * wl.cfg.head_dim
+    readout = o_elems * arch.var("acc_bits") / arch.components["OPCIMArray"].throughput["read"]
+    stages = max(lat.get("IPCIM_MAC", 0.0), lat.get("SoftmaxUnit", 0.0),
+                 lat.get("OPCIM_MAC", 0.0), lat.get("OPCIMArray", 0.0) - readout)
+    q_write = component_latency(arch, {k: v for k, v in ours.items() if k[1] == "write"},
+                                "IPCIMArray")
+    return stages + q_write + readout
 
 
 def referee(design: str, wl: Workload, overrides: dict | None = None) -> Referee:
@@ -400,7 +397,7 @@ def _mix(arch: Arch, streamed: AFRun, frac: float, kv_once: float) -> AFRun:
 # The agreement table
 # --------------------------------------------------------------------------------------
 COMPONENT_ORDER = ("DRAM", "GlobalBuffer", "IPCIMArray", "OPCIMArray", "IPCIM_MAC",
-                   "SoftmaxUnit", "OPCIM_MAC", "InputLatch", "ScorePipe")
+                   "SoftmaxUnit", "OPCIM_MAC", "InputLatch", "ScorePipe", "OPCIMAccumulator")
 
 
 def _rel(ours: float, af: float) -> float:
@@ -419,7 +416,7 @@ def table_rows(r: Referee) -> list[dict]:
         if not ok and not ak:
             continue
         names = sorted({n for k, ns in r.applied.items() if k[0] == comp for n in ns})
-        if comp in FREE:
+        if comp in free_levels(r.arch):
             names = ["free_staging (Dummy: 0 J, no port limit)"]
         e_ours = sum(n * r.energy_per_action(k) for k, n in ok.items())
         e_af = sum(v for k, v in r.af.energy.items() if k[0] == comp)
@@ -491,10 +488,10 @@ def format_table(r: Referee) -> str:
         "accelforge.model.main.evaluate_mapping on the design's LoopTree; "
         "rel = ours/AF - 1",
         "",
-        f"{'component':<13}{'count ours':>12}{'count AF':>12}{'rel':>9}"
+        f"{'component':<17}{'count ours':>12}{'count AF':>12}{'rel':>9}"
         f"{'energy ours':>13}{'energy AF':>13}{'rel':>9}"
         f"{'latency ours':>14}{'latency AF':>13}{'rel':>9}  corrections",
-        f"{'':<13}{'[bit|op]':>12}{'[bit|op]':>12}{'':>9}{'[J]':>13}{'[J]':>13}{'':>9}"
+        f"{'':<17}{'[bit|op]':>12}{'[bit|op]':>12}{'':>9}{'[J]':>13}{'[J]':>13}{'':>9}"
         f"{'[s]':>14}{'[s]':>13}",
     ]
 
@@ -507,7 +504,7 @@ def format_table(r: Referee) -> str:
 
     for x in table_rows(r):
         lines.append(
-            f"{x['component']:<13}{num(x['count_ours'], '12.4e')}{num(x['count_af'], '12.4e')}"
+            f"{x['component']:<17}{num(x['count_ours'], '12.4e')}{num(x['count_af'], '12.4e')}"
             f"{rel(x['count_rel']):>9}{x['energy_ours_j']:>13.4e}{x['energy_af_j']:>13.4e}"
             f"{rel(x['energy_rel']):>9}{x['latency_ours_s']:>14.4e}{x['latency_af_s']:>13.4e}"
             f"{rel(x['latency_rel']):>9}  {', '.join(x['corrections'])}")
