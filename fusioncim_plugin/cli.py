@@ -6,6 +6,7 @@
   fusioncim softmax-stats | trace capture          (fusioncim_plugin/softmax/cli.py)
   fusioncim sweep sweep.yaml | pareto results.csv  (fusioncim_plugin/sweep/)
   fusioncim map | stock                            (fusioncim_plugin/stock.py)
+  fusioncim referee                                (fusioncim_plugin/referee.py)
 
 Bad input (unknown model/design, non-positive sizes, malformed specs) prints one line
 naming the field and what is allowed, and exits with status 2.
@@ -20,7 +21,7 @@ import sys
 from pydantic import ValidationError
 
 
-SUBCOMMAND_MODULES = [".softmax.cli", ".sweep", ".stock"]
+SUBCOMMAND_MODULES = [".softmax.cli", ".sweep", ".stock", ".referee"]
 
 
 def _overrides(items: list[str]) -> dict:
