@@ -43,7 +43,8 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", default="1")
     p.add_argument("--no-causal", action="store_true", help="prefill without causal mask")
     p.add_argument("--softmax-order", default="default",
-                   help="KV-block order: natural | sink_local | adaptive | oracle | none "
+                   help="KV-block order: natural | sink_local | adaptive | diagonal_first | "
+                        "oracle | none "
                         "(default: the design's own)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override an arch-spec variable (repeatable), e.g. GLB_BYTES=4194304")
@@ -98,7 +99,7 @@ def cmd_evaluate(a) -> int:
     from .evaluation import evaluate
 
     r = evaluate(a.design, _workload(a), softmax_order=_order(a), overrides=_overrides(a.set),
-                 arch=a.arch)
+                 arch=a.arch, traces=a.traces)
     print(json.dumps(r.model_dump(), indent=2) if a.json else _fmt_result(r))
     return 0
 
@@ -135,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "hybrid, ipcim-fused, ipcim-unfused")
     e.add_argument("--arch", default=None, help="use this AccelForge arch spec (path or "
                    "arch_specs/ stem) instead of the design's own, e.g. to plug in a macro")
+    e.add_argument("--traces", default=None, metavar="DIR_OR_FILE",
+                   help="attention traces for the rescale counts (default: the shipped "
+                        "SmolLM2 set, see data/traces/README.md)")
     _workload_args(e)
     e.set_defaults(func=cmd_evaluate)
     c = sub.add_parser("compare", help="all designs on one workload, relative to FusionCIM")

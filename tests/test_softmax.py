@@ -13,7 +13,7 @@ from fusioncim_plugin.softmax import synthetic as sy
 from fusioncim_plugin.softmax import traces as tr
 
 NEG = -np.inf
-BUILTIN = ("natural", "sink_local", "adaptive", "oracle")
+BUILTIN = ("natural", "sink_local", "adaptive", "diagonal_first", "oracle")
 
 # ---------------------------------------------------------------- hand-made example
 # 8 query rows × 8 keys, causal; KV blocks of 2 keys (b0 = keys 0-1, b1 = 2-3, …),
@@ -38,18 +38,22 @@ HAND = np.array([
 # once.  adaptive: tile1 follows the sink (history: tile0 maxima in b0), tile2 starts at
 # its diagonal (tile1 maxima were on the diagonal) → [2,0,1]: row4 rises once at b0;
 # tile3 (tile2 maxima: one sink, one diagonal → tie → sink) = sink_local.
+# diagonal_first visits [diag, 0, rest]: tile1 [1,0], tile2 [2,0,1] → row4 3→9 once;
+# tile3 [3,0,1,2] → row7 1→3 once; row6 starts at its max 7.
 # oracle: per row 0; per tile the distinct row-argmax blocks first: tile1 shares b1 (0),
 # tile2 {b0, b2} → 1 event, tile3 {b3, b0} → 1 event.
 HAND_ROWS = {
     "natural":    [0, 0, 1, 1, 0, 2, 2, 0],
     "sink_local": [0, 0, 1, 1, 0, 1, 1, 0],
     "adaptive":   [0, 0, 1, 1, 1, 0, 1, 0],
+    "diagonal_first": [0, 0, 0, 0, 1, 0, 0, 1],
     "oracle":     [0, 0, 0, 0, 0, 0, 0, 0],
 }
 HAND_TILES = {
     "natural":    [0, 1, 2, 2],
     "sink_local": [0, 1, 1, 1],
     "adaptive":   [0, 1, 1, 1],
+    "diagonal_first": [0, 0, 1, 1],
     "oracle":     [0, 0, 1, 1],
 }
 
@@ -281,7 +285,7 @@ def test_profile_trace_path():
     # non-built-in block size → recount on stored heads
     q = rescale_profile("natural", 512, 48, 32)
     assert "stored-heads" in q.source
-    with pytest.raises(ValueError, match="no shipped causal trace"):
+    with pytest.raises(ValueError, match="no causal trace for seq_len=1000"):
         rescale_profile("natural", 1000, 32, 32, source="trace")
 
 
@@ -334,3 +338,192 @@ def test_capture_importable_without_torch():
             "bad = [m for m in ('torch', 'transformers', 'accelforge', 'hwcomponents') "
             "if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- sliding window
+# The HAND scores with a 4-key sliding window (row i sees keys i-3 … i), 2-key blocks,
+# 2-row tiles. Block maxima by hand (x = no visible key):
+#   row2 [1, 3]   row3 [2, 4]   row4 [0, 2, 3]   row5 [x, 2, 8]
+#   row6 [x, 1, 1, 7]   row7 [x, x, 2, 1]
+# Tile 3 (rows 6-7) sees no key of block 0: the kernel skips it, so the tile visits
+# blocks 1-3 (n_visible 3, not 4). natural: row2 1→3, row3 2→4, row4 0→2→3 (two; with
+# the global causal mask its 9 in block 0 comes first: none), row5 2→8, row6 1→7 (the tie
+# 1, 1 does not count), row7 starts in block 2 (free) and never rises.
+WIN_ROWS = [0, 0, 1, 1, 2, 1, 1, 0]
+WIN_TILES = [0, 1, 2, 1]
+
+
+def _window_scores(window):
+    S = HAND.copy()
+    i, j = np.indices(S.shape)
+    S[j <= i - window] = NEG
+    return S
+
+
+def test_sliding_window_exact_counts():
+    S = _window_scores(4)
+    assert np.array_equal(np.isfinite(S), tr.window_mask(8, 8, 4))
+    bm = S.reshape(8, 4, 2).max(-1)
+    assert bm[5].tolist() == [NEG, 2, 8, NEG] and bm[7].tolist() == [NEG, NEG, 2, 1]
+    c = count_trace(bm, 2, 2, "natural", window=4, record_orders=True)
+    assert c.row_counts[0].tolist() == WIN_ROWS
+    assert c.tile_events[0].tolist() == WIN_TILES
+    assert c.n_visible.tolist() == [1, 2, 3, 3]      # block 0 not visited by tile 3
+    # the replay in the recorded order gives softmax·V and rescales exactly as counted
+    V = np.random.default_rng(0).normal(size=(8, 3))
+    out, resc = online_softmax(S, V, c.orders[0], 2, return_rescales=True)
+    assert np.max(np.abs(out - softmax_reference(S, V))) <= 1e-12
+    assert resc.tolist() == WIN_ROWS
+    # a window as wide as the context is the causal case
+    full = count_trace(hand_block_max(), 2, 2, "natural", window=8)
+    assert full.row_counts[0].tolist() == HAND_ROWS["natural"]
+    # the bug of issue 10: masking with a large finite negative (fp32 min) instead of
+    # -inf makes the first in-window block of row 5 a rescale and visits block 0
+    bad = np.where(np.isneginf(bm), np.finfo(np.float32).min, bm)
+    wrong = count_trace(np.where(tr.visible_mask(8, 4, 2), bad, NEG), 2, 2, "natural")
+    assert wrong.row_counts[0].sum() > sum(WIN_ROWS)
+
+
+def test_window_trace_roundtrip_and_summary(tmp_path):
+    rng = np.random.default_rng(5)
+    L, nb = 256, 16
+    bm = rng.normal(size=(2, 1, L, L)).astype(np.float32)
+    bm[1, :, tr.window_mask(L, L, 64) == 0] = NEG   # layer 1: 64-key window
+    bm[0, :, tr.window_mask(L, L, None) == 0] = NEG
+    b16 = bm.reshape(2, 1, L, nb, 16).max(-1)
+    summ = tr.summarize_block_max(b16, layer_windows=[None, 64], blocks=(32,))
+    tr.save_trace(tmp_path / "m_t_L256.npz", b16, {"layer_windows": [None, 64],
+                                                   "summary": summ})
+    t = tr.load_trace(tmp_path / "m_t_L256.npz")
+    assert t.windows == [None, 64]
+    assert np.array_equal(np.isneginf(t.ranks), np.isneginf(b16[:, 0]))
+    for p in BUILTIN:
+        want = summ[f"prefill/{p}/32/32"]
+        got = tr.count_heads(t.block_max(32), t.windows, 32, 32, p)
+        assert got == pytest.approx(want, abs=1e-12)
+    # the windowed layer visits fewer blocks: 64 keys span at most 3 blocks of 32 keys
+    w = count_trace(t.block_max(32)[1:], 32, 32, "natural", window=64)
+    assert w.n_visible.tolist() == [1, 2, 3, 3, 3, 3, 3, 3]
+
+
+# ---------------------------------------------------------------- trace sets
+
+def test_trace_names_keyed_by_model_never_overwrite(tmp_path, capsys):
+    from fusioncim_plugin.softmax import capture
+
+    names = {tr.trace_name(m, "license", 512) for m in ("smollm2", "gemma3")}
+    assert names == {"smollm2_license_L512.npz", "gemma3_license_L512.npz"}
+    assert capture.model_key("/x/My_Model.Q4_K_M.gguf") == "my-model-q4-k-m"
+    f = tmp_path / "smollm2_license_L512.npz"
+    f.write_bytes(b"keep")
+    rc = capture.main(["--model", "smollm2", "--text", "license", "--seq-len", "512",
+                       "--out", str(tmp_path)])
+    assert rc == 2 and f.read_bytes() == b"keep"
+    assert "--overwrite" in capsys.readouterr().err
+    rc = capture.main(["--model", "nope", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "smollm2" in err and "gemma3" in err
+
+
+def test_capture_without_torch_names_the_extra(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from fusioncim_plugin.softmax import capture
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda n, *a: None if n == "torch" else real(n, *a))
+    rc = capture.main(["--text", "license", "--seq-len", "512", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "torch" in err and "[traces]" in err
+
+
+def _fake_trace(path, seq_len=512, seed=0):
+    """A valid trace of random scores (1 layer, 2 heads): numbers unlike any model's."""
+    rng = np.random.default_rng(seed)
+    nb = seq_len // 16
+    bm = rng.normal(size=(1, 2, seq_len, nb)).astype(np.float32)
+    bm[..., ~tr.visible_mask(seq_len, nb)] = NEG
+    tr.save_trace(path, bm, {"seq_len": seq_len, "model": "fake", "n_layers": 1,
+                             "n_heads": 2, "summary": tr.summarize_block_max(bm)})
+
+
+def test_traces_isolation(tmp_path, monkeypatch):
+    """A file added to data/traces changes nothing unless selected with traces=."""
+    from fusioncim_plugin.evaluation import evaluate
+    from fusioncim_plugin.softmax import profile
+
+    data = tmp_path / "traces"
+    data.mkdir()
+    for n in profile.DEFAULT_TRACES:
+        (data / n).symlink_to(tr.data_dir() / n)
+    (data / "synthetic_fit.json").symlink_to(tr.data_dir() / "synthetic_fit.json")
+    wl = dict(model="llama3-8b", phase="prefill", seq_len=512)
+    base = rescale_profile("natural", 512, 32, 32)
+    base_e = evaluate("fusioncim", wl).rescale_events
+    _fake_trace(data / "zzz_license_L512.npz")
+    monkeypatch.setattr(tr, "data_dir", lambda: data)
+    rescale_profile.cache_clear()
+    assert rescale_profile("natural", 512, 32, 32).row_rescales_per_row == \
+        base.row_rescales_per_row
+    assert evaluate("fusioncim", wl).rescale_events == base_e
+    sel = rescale_profile("natural", 512, 32, 32, traces=data / "zzz_license_L512.npz")
+    assert "zzz_license_L512.npz" in sel.source
+    assert sel.row_rescales_per_row != pytest.approx(base.row_rescales_per_row, abs=0.05)
+    assert evaluate("fusioncim", wl, traces=str(data / "zzz_license_L512.npz")
+                    ).rescale_events != base_e
+
+
+def test_deleted_or_corrupt_trace_is_an_error(tmp_path, monkeypatch):
+    from fusioncim_plugin.softmax import profile
+
+    data, real = tmp_path / "traces", tr.data_dir()
+    data.mkdir()
+    for n in profile.DEFAULT_TRACES[1:]:
+        (data / n).symlink_to(real / n)
+    monkeypatch.setattr(tr, "data_dir", lambda: data)
+    rescale_profile.cache_clear()
+    missing = profile.DEFAULT_TRACES[0]
+    for L in (512, 4096):  # never silently the synthetic model instead
+        with pytest.raises(tr.TraceError, match=missing):
+            rescale_profile("natural", L, 32, 32)
+    cut = tmp_path / "cut_license_L512.npz"
+    cut.write_bytes((real / missing).read_bytes()[:50000])
+    with pytest.raises(tr.TraceError, match="cut_license_L512.npz.*truncated or corrupt"):
+        rescale_profile("natural", 512, 32, 32, traces=cut)
+
+
+@pytest.mark.parametrize("bad", ["0", "7", "32,abc", "-16", ""])
+def test_cli_stats_bad_blocks_one_line(bad, capsys):
+    from fusioncim_plugin.cli import main
+
+    assert main(["softmax-stats", "--blocks", bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--blocks" in err and "16" in err
+
+
+def test_cli_stats_corrupt_trace_names_file(tmp_path, capsys):
+    from fusioncim_plugin.cli import main
+
+    cut = tmp_path / "smollm2_cut_L512.npz"
+    cut.write_bytes((tr.data_dir() / "smollm2_license_L512.npz").read_bytes()[:4000])
+    assert main(["softmax-stats", "--traces", str(cut)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(cut) in err
+
+
+def test_policies_do_not_import_rescale():
+    """The policies <-> rescale import circle is broken: rescale imports policies only."""
+    import ast
+    import inspect
+
+    from fusioncim_plugin.softmax import policies, rescale
+
+    def imported(mod):
+        tree = ast.parse(inspect.getsource(mod))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+    assert "rescale" not in imported(policies)
+    assert "policies" in imported(rescale)
+    assert rescale.TileContext is policies.TileContext
