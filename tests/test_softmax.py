@@ -191,16 +191,40 @@ def test_online_softmax_trace_shaped(policy):
 # ---------------------------------------------------------------- shipped traces
 
 def test_shipped_traces_present_and_small():
-    files = tr.shipped_traces()
-    names = sorted(p.name for p in files)
-    assert names == ["smollm2_license_L2048.npz", "smollm2_license_L512.npz",
-                     "smollm2_textwrap_L2048.npz", "smollm2_textwrap_L512.npz"]
-    total = sum(p.stat().st_size for p in tr.data_dir().iterdir())
-    assert total < 8e6
+    from fusioncim_plugin.softmax.profile import DEFAULT_TRACES
+
+    names = sorted(p.name for p in tr.shipped_traces())
+    gemma = [f"gemma3_{t}_L{n}.npz" for t in ("license", "textwrap") for n in (512, 2048)]
+    assert names == sorted(list(DEFAULT_TRACES) + gemma)
+    total = sum(p.stat().st_size for p in tr.data_dir().rglob("*") if p.is_file())
+    assert total < 10e6
     t = tr.load_trace(tr.data_dir() / "smollm2_license_L512.npz")
     assert t.ranks.shape == (270, 512, 32)
     assert t.meta["n_layers"] == 30 and t.meta["n_heads"] == 9
     assert t.meta["n_kv_heads"] == 3 and t.meta["head_dim"] == 64
+    assert t.meta["layer_windows"] == [None] * 30
+
+
+def test_gemma_trace_sliding_window_masks():
+    """Gemma-3-270M: 5 sliding-window layers (512 keys) per global layer; at 2048 tokens
+    every block with no key in the window is masked (-inf), every other block is not."""
+    t = tr.load_trace(tr.data_dir() / "gemma3_license_L2048.npz")
+    assert t.meta["layer_windows"] == ([512] * 5 + [None]) * 3
+    assert t.meta["n_heads"] == 4 and t.meta["n_kv_heads"] == 1
+    L, nb = 2048, 128
+    r, j = np.arange(L)[:, None], np.arange(nb)[None, :]
+    for k, w in enumerate(t.windows):
+        vis = (j * 16 <= r) & ((j * 16 + 15 > r - w) if w else True)
+        assert np.array_equal(np.isfinite(t.ranks[k]), vis), (k, w)
+    assert None in t.windows and 512 in t.windows
+    s = t.meta["summary"]
+    # blocks a sliding-window kernel skips are not visited. Block 32, 64 query tiles: a
+    # global layer visits t + 1 blocks in tile t (mean 32.5); a 512-key window layer
+    # t + 1 for t < 16, then 17 (the window's 16 blocks plus the partly covered one):
+    # mean (136 + 48 * 17) / 64 = 14.875; 3 global + 15 window layers
+    for o in BUILTIN:
+        assert s[f"prefill/{o}/32/32"][2] == pytest.approx((3 * 32.5 + 15 * 14.875) / 18)
+    assert s["prefill/oracle/32/32"][0] == 0.0
 
 
 @pytest.mark.parametrize("path", tr.shipped_traces(), ids=lambda p: p.name)
@@ -261,7 +285,7 @@ def test_synthetic_fit_file_consistent_with_code():
 # (2048); per tile relative err ≤ 16 % (512) / 37 % (2048), prefill, block_q = block_kv.
 @pytest.mark.parametrize("L,row_abs,tile_rel", [(512, 0.10, 0.17), (2048, 0.19, 0.38)])
 def test_synthetic_matches_real_within_measured_tolerance(L, row_abs, tile_rel):
-    sums = [tr.load_trace(p).meta["summary"] for p in tr.shipped_traces()
+    sums = [tr.load_meta(p)["summary"] for p in tr.shipped_traces(model="smollm2")
             if p.name.endswith(f"_L{L}.npz")]
     for p in BUILTIN:
         for B in (16, 32, 64):

@@ -488,28 +488,34 @@ def main(argv=None) -> int:
     if not heads:
         raise SystemExit(f"no value heads in {[str(f) for f in fit_files(a.model, a.fit_dir)]}"
                          ": capture them first (data/traces/README.md) and pass --fit-dir")
-    quality = {g: compare_to_traces(heads, files)
-               for g, files in validation_sets(a.model).items() if files}
-    worst = {g: _worst(q) for g, q in quality.items()}
     table = {} if (a.no_table or a.model != "smollm2") else build_table(
         heads, progress=lambda m: print(m, flush=True))
-    path = save_fit(heads, quality, a.out or data_dir() / fit_file(a.model), extra={
-        "fit_model": a.model,
-        "fitted_on": [f.name for f in fit_files(a.model)],
-        "validated_on": {g: [f.name for f in v] for g, v in validation_sets(a.model).items()},
+    path, worst = write_fit(a.model, heads, table, a.out)
+    print(json.dumps(worst, indent=1))
+    print(f"wrote {path}")
+    return 0
+
+
+def write_fit(model: str, heads, table: dict, out=None):
+    """Check ``heads`` against :func:`validation_sets` and write the fit file."""
+    quality = {g: compare_to_traces(heads, files)
+               for g, files in validation_sets(model).items() if files}
+    worst = {g: _worst(q) for g, q in quality.items()}
+    path = save_fit(heads, quality, out or data_dir() / fit_file(model), extra={
+        "fit_model": model,
+        "fitted_on": [f.name for f in fit_files(model)],
+        "validated_on": {g: [f.name for f in v] for g, v in validation_sets(model).items()},
         "compared_with": "all-layer/all-head summaries stored in the traces (prefill, "
                          "block_q = block_kv, mean over the texts of each length)",
         "worst": worst,
-        "refit": f"python -m fusioncim_plugin.softmax.synthetic --model {a.model}",
+        "refit": f"python -m fusioncim_plugin.softmax.synthetic --model {model}",
         "table_note": f"synthetic statistics precomputed on seq_len {TABLE_SEQ_LENS[0]}…"
                       f"{TABLE_SEQ_LENS[-1]} (powers of 2) × blocks {TABLE_BLOCKS}² with a "
                       f"budget of {TABLE_BUDGET:.0e} block maxima and at most "
                       f"{TABLE_MAX_TILES} query tiles per head each; rescale_profile "
                       "interpolates linearly in log2(seq_len)" if table else "no table",
         "table": table})
-    print(json.dumps(worst, indent=1))
-    print(f"wrote {path}")
-    return 0
+    return path, worst
 
 
 if __name__ == "__main__":
