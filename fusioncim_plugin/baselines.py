@@ -27,8 +27,8 @@ import math
 import numpy as np
 
 from .arch import Arch, SpecError
-from .dataflow import (Counts, _cycles, kv_resident, normalize, per_cycle, q_o_io,
-                       q_tile_rows)
+from .dataflow import (Counts, _cycles, kv_resident, normalize, opcim_pv, per_cycle,
+                       q_o_io, q_tile_rows)
 from .workload import Workload
 
 
@@ -40,10 +40,10 @@ def _stationary_rows(arch: Arch, e: int, n_macros: int) -> int:
     return int(cap)
 
 
-def _kv_blocks(wl: Workload, row0: int, rows: int, bc: int) -> list[int]:
-    """Sizes of the KV blocks a Q tile starting at row0 visits (causal: up to its last row)."""
-    keys = wl.seq_len if (wl.phase == "decode" or not wl.causal) else min(wl.seq_len, row0 + rows)
-    return [min(bc, keys - s) for s in range(0, keys, bc)]
+def _visible(wl: Workload, row0: int, rows: int) -> int:
+    """Keys a Q tile starting at row0 visits (causal: up to its last row), in
+    ceil(keys / Bc) KV blocks."""
+    return wl.seq_len if (wl.phase == "decode" or not wl.causal) else min(wl.seq_len, row0 + rows)
 
 
 def _q_tiles(wl: Workload, br: int) -> list[tuple[int, int, int]]:
@@ -51,6 +51,18 @@ def _q_tiles(wl: Workload, br: int) -> list[tuple[int, int, int]]:
     if wl.phase == "decode":
         return [(0, wl.group, 1)]
     return [(s, min(br, wl.seq_len - s), wl.group) for s in range(0, wl.seq_len, br)]
+
+
+def unfused_row_block(arch: Arch, wl: Workload) -> tuple[int, bool]:
+    """(query rows per row block, spilled): as many rows as let the block's S and P, Q
+    rows and O partial sums fit the buffer beside K/V; one row (spilled to DRAM) if even
+    one row does not fit."""
+    E = F = wl.cfg.head_dim
+    db, acc = arch.var("data_bits"), arch.var("acc_bits")
+    kv_bits = wl.seq_len * E * db
+    per_row = wl.seq_len * (acc + db) + E * db + F * acc  # S and P row, Q row, O row
+    bq = (arch.var("glb_bytes") * 8 - (2 * kv_bits if kv_resident(arch, wl) else 0)) // per_row
+    return int(max(1, bq)), bq < 1
 
 
 # --------------------------------------------------------------------------------------
@@ -69,13 +81,9 @@ def unfused_kv_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     L = wl.seq_len
     causal = wl.is_causal_square
     bk = _stationary_rows(arch, E, arch.var("n_ip_macros"))  # K or V rows per array load
-    glb = arch.var("glb_bytes") * 8
     kv_bits = L * E * db
     kv_fits = kv_resident(arch, wl)
-    per_row = L * (acc + db) + E * db + F * acc  # S and P row, Q row, O partial-sum row
-    bq = (glb - (2 * kv_bits if kv_fits else 0)) // per_row
-    spill = bq < 1
-    bq = int(max(1, bq))
+    bq, spill = unfused_row_block(arch, wl)
     c.block_q = bq
     blocks = _q_tiles(wl, bq)
     c.notes.append(f"row blocks of {bq} query rows keep S and P in the buffer"
@@ -160,11 +168,10 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
     keys_streamed = elems = q_reads = 0
     events = ev_rows = 0.0
     for row0, rows, m in q_tiles:
-        blocks = _kv_blocks(wl, row0, rows, bc)
-        keys = sum(blocks)
+        keys = _visible(wl, row0, rows)
         keys_streamed += m * keys
         elems += m * rows * keys
-        q_reads += m * rows * len(blocks)  # the Q tile streams once per K block
+        q_reads += m * rows * -(-keys // bc)  # the Q tile streams once per K block
         if rescale is not None:
             passes, rescaled = rescale(rows, keys)
             events += m * passes
@@ -188,15 +195,16 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
     c.add("SoftmaxUnit", "exp", "rescale", n_kv * ev_rows)
     c.add("SoftmaxUnit", "multiply", "rescale", n_kv * ev_rows)
     if o_in_opcim:
-        c.add("OPCIM_MAC", "compute", "O", n_kv * elems * F)
-        c.add("OPCIMArray", "read", "O", o_rows * F * acc)
+        # OP-CIM accumulation per OPCIM_CIRCUIT (dataflow.opcim_pv), per Q tile.
+        op_stage = [opcim_pv(c, arch, [(rows * F, _visible(wl, r0, rows), n_kv * m)])
+                    for r0, rows, m in q_tiles]
         c.add("OPCIMArray", "rescale", "O", n_kv * ev_rows * F)
     else:
         # V blocks re-written into IP-CIM per Q tile; O accumulates in the buffer
         # (read-modify-write per KV block) and is rescaled there (read, multiply, write).
         c.add("IPCIMArray", "write", "V", n_kv * keys_streamed * E * db)
         c.add("IPCIM_MAC", "compute", "O", n_kv * elems * F)
-        o_visits = sum(m * rows * len(_kv_blocks(wl, r0, rows, bc)) for r0, rows, m in q_tiles)
+        o_visits = sum(m * rows * -(-_visible(wl, r0, rows) // bc) for r0, rows, m in q_tiles)
         c.add("GlobalBuffer", "write", "O_acc", n_kv * o_visits * F * acc)
         c.add("GlobalBuffer", "read", "O_acc", n_kv * o_visits * F * acc)
         c.add("GlobalBuffer", "read", "O_acc(rescale)", n_kv * ev_rows * F * acc)
@@ -216,18 +224,26 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool,
     broadcast = _cycles(kpm * E, per_macro_ip)  # one input vector through a macro
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
     if o_in_opcim:
-        rank1 = _cycles(br * F, per_cycle(arch, "OPCIM_MAC", "compute"))
         rs = _cycles(br * F, per_cycle(arch, "OPCIMArray", "rescale"))
+        rd = per_cycle(arch, "OPCIMArray", "read")
     cyc = 0.0
-    for row0, rows, m in q_tiles:
-        blocks = _kv_blocks(wl, row0, rows, bc)
-        tile = 0.0
-        for n in blocks:
-            write = _cycles(min(n, kpm) * E * db, per_macro_wr)
-            pv = n * rank1 if o_in_opcim else rows * broadcast
-            tile += write + max(rows * broadcast, rows * _cycles(n, sm), pv)
-        if rescale is not None and o_in_opcim:
-            tile += rescale(rows, sum(blocks))[0] * rs
+    def block(rows: int, n: int, pv_per_key: float) -> float:
+        """Cycles of one KV block of n keys for a tile of rows Q rows."""
+        write = _cycles(min(n, kpm) * E * db, per_macro_wr)
+        # OP-CIM's share of the tile's accumulation cycles falls on each block in
+        # proportion to its keys (opcim_pv).
+        pv = pv_per_key * n if o_in_opcim else rows * broadcast
+        return write + max(rows * broadcast, rows * _cycles(n, sm), pv)
+
+    for i, (row0, rows, m) in enumerate(q_tiles):
+        keys = _visible(wl, row0, rows)
+        per_key = op_stage[i] / (n_kv * m) / keys if o_in_opcim else 0.0
+        full, last = divmod(keys, bc)  # full blocks are alike: O(1) per tile
+        tile = full * block(rows, bc, per_key) + (block(rows, last, per_key) if last else 0.0)
+        if o_in_opcim:
+            tile += _cycles(rows * F * acc, rd)  # read-out of the O tile
+            if rescale is not None:
+                tile += rescale(rows, keys)[0] * rs
         cyc += m * tile
     c.compute_cycles = n_kv * cyc
     return c

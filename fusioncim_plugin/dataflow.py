@@ -38,6 +38,9 @@ class Counts:
     macs_executed: float = 0.0
     block_q: int = 0
     rescale_events: float = 0.0  # online-softmax rescale passes over O tiles
+    # busy cycles per component where the closed form and AccelForge both define them
+    # (OP-CIM: lanes' MACs, array port) - AccelForge's per-component latency x clock
+    component_cycles: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def add(self, component: str, action: str, tensor: str, count: float) -> None:
@@ -137,6 +140,45 @@ def per_cycle(arch: Arch, component: str, action: str) -> float:
     return thr / arch.var("clock_hz")
 
 
+def opcim_pv(c: Counts, arch: Arch, tiles_: list[tuple[float, float, float]]) -> float:
+    """OP-CIM accumulation of PV for O tiles, per the spec's OPCIM_CIRCUIT (one circuit
+    sets counts and cycles; components/opcim_macro.py sets their energy and rates).
+
+    ``tiles_``: (stored O elements, keys accumulated into them, multiplicity). An
+    accumulator *update* reads the stored O and writes it back: once per product
+    (in_array, rmw_per_product) or once per KV block of BLOCK_KV keys (near_memory,
+    the block summed in a lane register). The first update of an element reads nothing
+    (O starts at zero) and the tile's read-out reads each element once more, so reads =
+    writes = updates x ACC_BITS - the counts AccelForge derives from the LoopTree.
+
+    Adds the MACs and the array reads/writes to ``c`` and the busy cycles of the lanes
+    (OPCIM_MAC) and of the array port (OPCIMArray) to ``c.component_cycles``. Returns
+    the cycles the tiles' accumulation occupies in the pipeline (lanes and port overlap:
+    the shadow register lets a block's write-back run beside the next MACs); the
+    read-out is not included (the caller adds it after each tile).
+    """
+    acc = arch.var("acc_bits")
+    per_block = arch.var("opcim_circuit") == "near_memory"
+    bc = arch.var("block_kv")
+    mac = per_cycle(arch, "OPCIM_MAC", "compute")
+    rd, wr = per_cycle(arch, "OPCIMArray", "read"), per_cycle(arch, "OPCIMArray", "write")
+    macs = updates = elems_total = stage = 0.0
+    for elems, keys, m in tiles_:
+        upd = elems * (math.ceil(keys / bc) if per_block else keys)
+        macs += m * elems * keys
+        updates += m * upd
+        elems_total += m * elems
+        port = (upd - elems) * acc / rd + upd * acc / wr
+        stage += m * max(keys * _cycles(elems, mac), port)
+    c.add("OPCIM_MAC", "compute", "O", macs)
+    c.add("OPCIMArray", "read", "O", updates * acc)
+    c.add("OPCIMArray", "write", "O", updates * acc)
+    c.component_cycles["OPCIM_MAC"] = c.component_cycles.get("OPCIM_MAC", 0.0) + macs / mac
+    c.component_cycles["OPCIMArray"] = (c.component_cycles.get("OPCIMArray", 0.0)
+                                        + updates * acc * (1 / rd + 1 / wr))
+    return stage
+
+
 # --------------------------------------------------------------------------------------
 # FusionCIM: hybrid IP/OP-CIM pipeline, QO-stationary, fused online softmax
 # --------------------------------------------------------------------------------------
@@ -190,9 +232,10 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     # Softmax unit: every executed score element; final 1/l and O * (1/l) per row.
     c.add("SoftmaxUnit", "compute", "P", n_kv * rows_x_keys)
     o_rows = normalize(c, wl)
-    # OP-CIM: PV MACs accumulate in place; the O tile is read out once (acc bits).
-    c.add("OPCIM_MAC", "compute", "O", n_kv * rows_x_keys * F)
-    c.add("OPCIMArray", "read", "O", rep * o_rows * F * acc)
+    # OP-CIM: PV accumulates into the O tile per OPCIM_CIRCUIT (opcim_pv); each replica
+    # accumulates its share of the keys.
+    op_stage = [opcim_pv(c, arch, [(rep * rows * F, math.ceil(keys / rep), n_kv * m)])
+                for rows, keys, m in ts]
     if rep > 1:
         c.add("SoftmaxUnit", "exp", "merge", rep * o_rows)
         c.add("SoftmaxUnit", "multiply", "merge", rep * o_rows * F)
@@ -212,23 +255,23 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     c.add("SoftmaxUnit", "exp", "rescale", ev_rows)
     c.add("SoftmaxUnit", "multiply", "rescale", ev_rows)
 
-    # Latency: per streamed key the three stages run as a pipeline (the slowest sets the
-    # pace). A broadcast K row (or P column x V row) occupies the whole array for its
-    # bit-serial duration however many of the br rows are filled, so the CIM stages cost
-    # br rows' worth of MACs. Per tile add the Q write into IP-CIM, the O read-out and
-    # the rescales (all accumulators in parallel).
+    # Latency: the three stages run as a pipeline (the slowest sets the pace). A
+    # broadcast K row occupies the whole IP-CIM array for its bit-serial duration however
+    # many of the br rows are filled, so QK^T costs br rows' worth of MACs per key; OP-CIM
+    # takes its accumulation cycles (opcim_pv). Per tile add the Q write into IP-CIM,
+    # the O read-out and the rescale passes.
     ip = per_cycle(arch, "IPCIM_MAC", "compute")
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
-    op = per_cycle(arch, "OPCIM_MAC", "compute")
     wr = per_cycle(arch, "IPCIMArray", "write")
     rd = per_cycle(arch, "OPCIMArray", "read")
     rs = per_cycle(arch, "OPCIMArray", "rescale")
-    stage_cim = max(_cycles(br * E, ip), _cycles(br * F, op))
     cyc = 0.0
-    for rows, keys, m in ts:
+    for (rows, keys, m), op in zip(ts, op_stage):
         ev = rescale(rows, keys)[0] if rescale else 0.0
-        tile = (math.ceil(keys / rep) * max(stage_cim, _cycles(rows, sm))
-                + _cycles(rep * rows * E * db, wr) + _cycles(rep * rows * F * acc, rd)
+        readout = _cycles(rep * rows * F * acc, rd)
+        tile = (max(math.ceil(keys / rep) * max(_cycles(br * E, ip), _cycles(rows, sm)),
+                    op / (n_kv * m))
+                + _cycles(rep * rows * E * db, wr) + readout
                 + ev * _cycles(br * F, rs) + (_cycles(rep * rows * F, sm) if rep > 1 else 0))
         cyc += m * tile
     c.compute_cycles = n_kv * cyc
@@ -241,22 +284,32 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
 def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
     """Linear layers on the IP-CIM macros in the usual weight-stationary CIM mode.
 
-    Per weight matrix (din x dout): the weights are written into the arrays once per
-    forward pass (tile by tile) and every token streams through each tile; a tile holds
-    ``n_ip_macros * macro_cols / data_bits`` output columns, so the input activations are
-    read from the buffer once per column tile. Activations come from / go to DRAM once
-    (they do not fit the buffer at prefill lengths). Partial sums across row tiles stay
-    in the macros' accumulators (assumption). This is the common substrate of all
-    designs; it only serves the system-level (whole layer) figure. The Einsums are
+    Per weight matrix (din x dout): the weights are written into the arrays tile by
+    tile and every token streams through each tile; a tile holds ``macro_rows`` input
+    rows x ``n_ip_macros * macro_cols / data_bits`` output columns, so the input
+    activations are read from the buffer once per column tile. Activations come from /
+    go to DRAM once. The macros accumulate one row tile's dot products; across the
+    ``ceil(din / macro_rows)`` row tiles the partial sums (ACC_BITS each) go through the
+    global buffer: written after every row tile but the last, read back before every
+    one but the first. When a column tile's partial sums for all tokens exceed the
+    buffer, the tokens are processed in blocks that fit and the weights are fetched
+    (DRAM, buffer, array write) once per token block. This is the common substrate of
+    all designs; it only serves the system-level (whole layer) figure. The Einsums are
     those of workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y).
     """
     c = Counts()
     db = arch.var("data_bits")
+    acc, glb = arch.var("acc_bits"), arch.var("glb_bytes") * 8
     cols_per_tile = max(1, arch.var("n_ip_macros") * arch.var("macro_cols") // db)
     T = wl.tokens
     for name, (din, dout) in wl.linear_weights().items():
-        w_bits = din * dout * db
         col_tiles = math.ceil(dout / cols_per_tile)
+        row_tiles = math.ceil(din / arch.var("macro_rows"))
+        psum_bits = (row_tiles - 1) * T * dout * acc  # written, and read back, once each
+        c.add("GlobalBuffer", "write", f"{name}_psum", psum_bits)
+        c.add("GlobalBuffer", "read", f"{name}_psum", psum_bits)
+        token_blocks = math.ceil(T * min(dout, cols_per_tile) * acc / glb) if row_tiles > 1 else 1
+        w_bits = din * dout * db * token_blocks  # weights fetched once per token block
         c.add("DRAM", "read", name, w_bits)
         c.add("DRAM", "read", "X", T * din * db)
         c.add("DRAM", "write", "Y", T * dout * db)

