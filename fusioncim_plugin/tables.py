@@ -23,7 +23,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_VAR = "FUSIONCIM_ENERGY_TABLES"
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "energy_tables"
+from fusioncim_plugin._data import data_dir  # noqa: E402
+
+DEFAULT_DIR = data_dir("energy_tables")
 
 
 class TableError(ValueError):
