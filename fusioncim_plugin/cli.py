@@ -47,7 +47,8 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", default="1")
     p.add_argument("--no-causal", action="store_true", help="prefill without causal mask")
     p.add_argument("--softmax-order", default="default",
-                   help="KV-block order: natural | sink_local | adaptive | oracle | none "
+                   help="KV-block order: natural | sink_local | adaptive | diagonal_first | "
+                        "oracle | none "
                         "(default: the design's own)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override an arch-spec variable (repeatable), e.g. GLB_BYTES=4194304")
@@ -87,6 +88,8 @@ def _fmt_result(r) -> str:
         f"  buffer traffic    {a.buffer_bytes:.4e} B",
         f"  CIM array writes  {a.cim_write_bytes:.4e} B",
         f"  rescale events    {r.rescale_events:.4e}",
+        f"  area              {r.area_mm2['total']:.4f} mm^2 ("
+        + ", ".join(f"{k} {v:.3f}" for k, v in r.area_mm2.items() if k != "total") + ")",
         "",
         "whole layer (attention + projections + FFN):",
         f"  energy {L.energy_j:.4e} J, latency {L.latency_s:.4e} s, "
@@ -102,7 +105,7 @@ def cmd_evaluate(a) -> int:
     from .evaluation import evaluate
 
     r = evaluate(a.design, _workload(a), softmax_order=_order(a), overrides=_overrides(a.set),
-                 arch=a.arch)
+                 arch=a.arch, traces=a.traces)
     print(json.dumps(r.model_dump(), indent=2) if a.json else _fmt_result(r))
     return 0
 
@@ -149,15 +152,30 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked for (importlib.metadata is slow to import)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"fusioncim {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fusioncim", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"fusioncim {_version()}")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("evaluate", help="evaluate one design on one workload")
     e.add_argument("--design", default="fusioncim", help="one of: fusioncim, hybrid-qo, "
                    "hybrid, ipcim-fused, ipcim-unfused")
     e.add_argument("--arch", default=None, help="use this AccelForge arch spec (path or "
                    "arch_specs/ stem) instead of the design's own, e.g. to plug in a macro")
+    e.add_argument("--traces", default=None, metavar="DIR_OR_FILE",
+                   help="attention traces for the rescale counts (default: the shipped "
+                        "SmolLM2 set, see data/traces/README.md)")
     _workload_args(e)
     e.set_defaults(func=cmd_evaluate)
     c = sub.add_parser("compare", help="all designs on one workload, relative to FusionCIM")

@@ -52,7 +52,9 @@ class Result(BaseModel):
     layer: Cost  # one whole layer: attention + Q/K/V/O projections + FFN
     model_total: Cost  # all layers
     energy_breakdown_j: dict[str, float]  # attention, "Component.action[tensor]" + leakage
-    action_counts: dict[str, float]  # attention, "Component.action[tensor]" -> bits or ops
+    action_counts: dict[str, float]  # attention, "Component.action[tensor]" -> count
+    action_count_units: dict[str, str]  # the unit of each action count (count_unit)
+    area_mm2: dict[str, float]  # the design's arch, per component (all instances) + "total"
     latency_bounds_s: dict[str, float]  # attention: compute / dram / buffer
     rescale_events: float
     notes: list[str]
@@ -68,6 +70,18 @@ CATEGORY = {"DRAM": "DRAM", "GlobalBuffer": "buffer", "IPCIMArray": "IP-CIM writ
 
 
 CATEGORIES = (*dict.fromkeys(CATEGORY.values()), "rescale", "leakage")
+
+
+def count_unit(component: str, action: str) -> str:
+    """Unit of an action count: memory ``read``/``write`` count bits (AccelForge's
+    per-bit actions); a ``*_MAC`` ``compute`` counts MACs; every other action (softmax
+    ``compute``/``exp``/``multiply``/``reciprocal``, OP-CIM ``rescale``) counts one
+    operation on one element."""
+    if action in ("read", "write"):
+        return "bit"
+    if action == "compute" and component.endswith("_MAC"):
+        return "MAC"
+    return "element-op"
 
 
 def _category(component: str, action: str, tensor: str) -> str:
@@ -133,12 +147,14 @@ def _combine(parts: list[tuple[Cost, float]]) -> Cost:
                 tops_per_w=ops / tot["energy_j"] / 1e12 if tot["energy_j"] else 0.0)
 
 
-def _rescale_callback(order: str | None, wl: Workload, bc: int, granularity: str):
+def _rescale_callback(order: str | None, wl: Workload, bc: int, granularity: str,
+                      traces=None):
     """rescale(rows, keys) -> (rescale passes over the O tile, O rows rescaled) for one
     Q tile. A pass happens when any row's max grows (prefill); with granularity "tile"
     every row of the tile is rescaled in it, with "row" only the rows whose max grew
     (per-row word-line masks). Decode: a tile's rows belong to different heads, each
-    rescales only its own row."""
+    rescales only its own row. ``traces``: the attention-trace set (None = the shipped
+    default, see :func:`fusioncim_plugin.softmax.rescale_profile`)."""
     if order is None:
         return None
     if granularity not in ("tile", "row"):
@@ -147,9 +163,11 @@ def _rescale_callback(order: str | None, wl: Workload, bc: int, granularity: str
 
     def rescale(rows, keys):
         if wl.phase == "decode":
-            p = rescale_profile(order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal)
+            p = rescale_profile(order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal,
+                                traces=traces)
             return p.row_rescales_per_row * rows, p.row_rescales_per_row * rows
-        p = rescale_profile(order, wl.seq_len, rows, bc, phase="prefill", causal=wl.causal)
+        p = rescale_profile(order, wl.seq_len, rows, bc, phase="prefill", causal=wl.causal,
+                            traces=traces)
         per_row = p.row_rescales_per_row if granularity == "row" else p.tile_rescales_per_tile
         return p.tile_rescales_per_tile, per_row * rows
     return rescale
@@ -198,14 +216,16 @@ def check_size(d, hw: Arch, wl: Workload, order: str | None) -> None:
 
 
 def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | None = "default",
-             overrides: dict | None = None, arch: str | None = None) -> Result:
+             overrides: dict | None = None, arch: str | None = None,
+             traces=None) -> Result:
     """Evaluate ``design`` on ``workload`` (a Workload or its fields as a dict).
 
     ``softmax_order``: KV-block order of the online softmax ("default" = the design's
     own; None = charge no rescale). ``overrides``: arch-spec Jinja variables, e.g.
     ``{"N_IP_MACROS": 16, "GLB_BYTES": 4 << 20}``. ``arch``: another arch spec (file stem
     in arch_specs/ or a path) with the same component names, e.g. one that plugs in
-    your own macro class.
+    your own macro class. ``traces``: attention traces for the rescale counts (a
+    ``.npz`` file, a folder or a list; None = the shipped default set).
     """
     wl = workload if isinstance(workload, Workload) else Workload(**workload)
     d = get_design(design)
@@ -215,7 +235,8 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
         order = None  # the design does not fuse online softmax
     bc = int(hw.var("block_kv"))
     check_size(d, hw, wl, order)
-    counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc, hw.var("rescale_granularity")))
+    counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc, hw.var("rescale_granularity"),
+                                                  traces))
     attn, breakdown, bounds = _cost(hw, counts, wl.attention_macs())
     # The projections and FFN run the same way on every design: weight-stationary on
     # IP-CIM macros, as many as the design's whole macro budget (IP + OP).
@@ -230,5 +251,8 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
         block_kv=bc, attention=attn, layer=layer, model_total=model_total,
         energy_breakdown_j=breakdown, latency_bounds_s=bounds,
         action_counts=counts.by_key(),
+        action_count_units={f"{c}.{a}[{t}]": count_unit(c, a) for c, a, t, _ in counts.entries},
+        area_mm2={**{k: v.area * 1e6 for k, v in hw.components.items() if v.area},
+                  "total": hw.area * 1e6},
         rescale_events=counts.rescale_events, notes=counts.notes,
     )

@@ -86,11 +86,13 @@ def _af_run(arch_file: str, mapping_file: str, data_items: tuple) -> AFRun:
     import accelforge as af
     from accelforge.model.main import evaluate_mapping
 
-    from .mapper import scratch_dir
+    from .mapper import af_jobs, scratch_dir
 
     spec = af.Spec.from_yaml(arch_file, WORKLOAD_DIR / "attention.yaml", mapping_file,
                              jinja_parse_data=dict(data_items))
-    with scratch_dir():  # AccelForge may write render files
+    # AccelForge may write render files; one LoopTree is too little work for its worker
+    # processes (by default os.cpu_count() of them, each importing AccelForge).
+    with scratch_dir(), af_jobs(1):
         res = evaluate_mapping(spec)
     actions, energy = {}, {}
     for (ein, comp, tensor, action), v in res.actions(
