@@ -139,10 +139,17 @@ def reproduce(out: str | Path = "results", progress: bool = True, arch: str | No
               baseline_arch: str | None = None) -> Path:
     from tqdm import tqdm
 
+    from .arch import arch_path
+
+    for a in (arch, baseline_arch):
+        if a:
+            arch_path(a)  # before any work: SpecError naming it
     out = output_dir(out)
     jobs = [(d, wl) for wl in grid() for d in DESIGNS]
+    # progress bar only on a terminal (tqdm's disable=None)
     results = [evaluate(d, wl, arch=design_arch(d, arch, baseline_arch))
-               for d, wl in tqdm(jobs, desc="reproduce", unit="eval", disable=not progress)]
+               for d, wl in tqdm(jobs, desc="reproduce", unit="eval",
+                                 disable=None if progress else True)]
     rows = [_row(r) for r in results]
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], k))
     with open(out / "results.csv", "w", newline="") as f:
