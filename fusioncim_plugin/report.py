@@ -63,9 +63,13 @@ def compare(wl: Workload, overrides: dict | None = None, designs: list[str] | No
     """Every design on ``wl``; ``softmax_order`` as in evaluate() (designs that do not
     fuse online softmax ignore it); ``arch`` / ``baseline_arch`` as in
     designs.design_arch (e.g. a spec that plugs in your own macro)."""
+    from tqdm import tqdm
+
+    # a progress bar only on a terminal (tqdm's disable=None), e.g. at long contexts
     return [evaluate(d, wl, overrides=overrides, softmax_order=softmax_order,
                      arch=design_arch(d, arch, baseline_arch))
-            for d in (designs or list(DESIGNS))]
+            for d in tqdm(designs or list(DESIGNS), desc="compare", unit="design",
+                          disable=None, leave=False)]
 
 
 def format_compare(results: list[Result]) -> str:
