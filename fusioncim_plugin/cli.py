@@ -88,6 +88,8 @@ def _fmt_result(r) -> str:
         f"  buffer traffic    {a.buffer_bytes:.4e} B",
         f"  CIM array writes  {a.cim_write_bytes:.4e} B",
         f"  rescale events    {r.rescale_events:.4e}",
+        f"  area              {r.area_mm2['total']:.4f} mm^2 ("
+        + ", ".join(f"{k} {v:.3f}" for k, v in r.area_mm2.items() if k != "total") + ")",
         "",
         "whole layer (attention + projections + FFN):",
         f"  energy {L.energy_j:.4e} J, latency {L.latency_s:.4e} s, "

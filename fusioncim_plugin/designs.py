@@ -49,7 +49,7 @@ DESIGNS: dict[str, Design] = {
         Design("fusioncim", "fusioncim", "qo_stationary", dataflow.qo_stationary,
                "adaptive",
                "FusionCIM: + pattern-aware online softmax (adaptive KV-block order)",
-               reference="Tu et al., arXiv 2604.25317 (2026)"),
+               reference="Xuan et al., arXiv 2604.25317 (2026)"),
     ]
 }
 BASELINES = ("ipcim-unfused", "ipcim-fused")
