@@ -48,6 +48,14 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override an arch-spec variable (repeatable), e.g. GLB_BYTES=4194304")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _preset_args(p)
+
+
+def _preset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=None, help="named set-up applied under --set: "
+                   "paper (16 Hybrid Engines, 1 MB buffer, 400 MHz, FP16 Taylor-exp softmax)")
+    p.add_argument("--metric", default="edp", choices=("edp", "energy", "latency"),
+                   help="what each design's block-size search minimizes (default edp)")
 
 
 def _workload(a):
@@ -66,7 +74,10 @@ def _fmt_result(r) -> str:
     lines = [
         f"{r.design} on {r.model} {r.phase}, seq_len {r.seq_len}, batch {r.batch}"
         f"{' (causal)' if r.causal and r.phase == 'prefill' else ''}; "
-        f"Q tile {r.block_q} rows, KV block {r.block_kv}, softmax order {r.softmax_order}",
+        f"softmax order {r.softmax_order}"
+        + (f"; preset {r.preset}" if r.preset else ""),
+        "chosen by the search (best " + r.metric + "): "
+        + ", ".join(f"{k} {v}" for k, v in r.params.items()),
         "",
         "attention, one layer:",
         f"  energy            {a.energy_j:.4e} J",
@@ -98,7 +109,7 @@ def cmd_evaluate(a) -> int:
     from .evaluation import evaluate
 
     r = evaluate(a.design, _workload(a), softmax_order=_order(a), overrides=_overrides(a.set),
-                 arch=a.arch)
+                 arch=a.arch, metric=a.metric, preset=a.preset)
     print(json.dumps(r.model_dump(), indent=2) if a.json else _fmt_result(r))
     return 0
 
@@ -106,7 +117,8 @@ def cmd_evaluate(a) -> int:
 def cmd_compare(a) -> int:
     from .report import compare, format_compare
 
-    rs = compare(_workload(a), overrides=_overrides(a.set), softmax_order=_order(a))
+    rs = compare(_workload(a), overrides=_overrides(a.set), softmax_order=_order(a),
+                 metric=a.metric, preset=a.preset)
     if a.json:
         print(json.dumps([r.model_dump() for r in rs], indent=2))
     else:
@@ -120,7 +132,7 @@ def cmd_reproduce(a) -> int:
     from .report import reproduce
 
     t = time.time()
-    out = reproduce(a.out, progress=not a.quiet)
+    out = reproduce(a.out, progress=not a.quiet, preset=a.preset, metric=a.metric)
     print((out / "summary.md").read_text())
     print(f"wrote {out}/results.csv, results.json, summary.md and PNG plots "
           f"in {time.time() - t:.1f} s")
@@ -132,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("evaluate", help="evaluate one design on one workload")
     e.add_argument("--design", default="fusioncim", help="one of: fusioncim, hybrid-qo, "
-                   "hybrid, ipcim-fused, ipcim-unfused")
+                   "hybrid, ipcim-fused, trancim-like, dcim")
     e.add_argument("--arch", default=None, help="use this AccelForge arch spec (path or "
                    "arch_specs/ stem) instead of the design's own, e.g. to plug in a macro")
     _workload_args(e)
@@ -143,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="the paper-style evaluation: CSV, JSON, plots, summary")
     r.add_argument("--out", default="results")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _preset_args(r)
+    r.set_defaults(preset="paper")
     r.set_defaults(func=cmd_reproduce)
     # Subcommands that live beside their feature: each module has register(subparsers).
     import importlib
