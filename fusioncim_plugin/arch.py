@@ -85,23 +85,54 @@ def arch_path(name: str) -> Path:
 
 
 def load_arch(name: str, overrides: dict | None = None) -> Arch:
-    """Instantiate and cost arch spec ``name`` (a file stem in arch_specs/ or a path)."""
-    items = tuple(sorted((overrides or {}).items()))
-    return _load_arch(str(arch_path(name)), items)
+    """Instantiate and cost arch spec ``name`` (a file stem in arch_specs/ or a path).
+    ``overrides`` are checked first (fusioncim_plugin.variables: names, types, ranges)."""
+    from .variables import validate_overrides
+
+    path = arch_path(name)
+    try:
+        overrides = validate_overrides(path, overrides)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+    items = tuple(sorted(overrides.items()))
+    return _load_arch(str(path), items)
 
 
 @functools.lru_cache(maxsize=256)
 def _load_arch(path: str, items: tuple) -> Arch:
-    import accelforge as af
+    from . import spec_cache
 
     overrides = dict(items)
     for k, v in overrides.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
             raise SpecError(f"{Path(path).name}: {k} = {v} is negative; sizes, counts, "
                             f"rates and energies must be >= 0")
+    files = [path, str(WORKLOAD_DIR / "attention.yaml")]
+    key = spec_cache.key(files, overrides)  # on-disk cache across processes
+    cached = spec_cache.load(key)
+    if cached is not None:
+        return _arch_from_dict(cached, path)
+    arch = _instantiate(path, files, overrides)
+    spec_cache.store(key, _arch_to_dict(arch))
+    return arch
+
+
+def _arch_to_dict(a: Arch) -> dict:
+    return {"name": a.name, "variables": a.variables,
+            "components": {n: vars(c) for n, c in a.components.items()}}
+
+
+def _arch_from_dict(d: dict, path: str) -> Arch:
+    return Arch(name=d["name"], path=Path(path), variables=d["variables"],
+                components={n: ComponentCost(**c) for n, c in d["components"].items()})
+
+
+def _instantiate(path: str, files: list[str], overrides: dict) -> Arch:
+    """Parse and cost the spec through AccelForge + hwcomponents."""
+    import accelforge as af
+
     try:
-        spec = af.Spec.from_yaml(path, str(WORKLOAD_DIR / "attention.yaml"),
-                                 jinja_parse_data=overrides)
+        spec = af.Spec.from_yaml(*files, jinja_parse_data=overrides)
         spec = spec.calculate_component_costs()
     except Exception as e:  # AccelForge/pydantic/hwcomponents errors -> one clear line
         raise SpecError(_explain(Path(path).name, e)) from None
@@ -124,7 +155,51 @@ def _load_arch(path: str, items: tuple) -> Arch:
             area=float(node.total_area or 0),
             leak_power=float(node.total_leak_power or 0),
         )
+    _check_models(spec, overrides, Path(path).name)
     return Arch(name=Path(path).stem, path=Path(path), variables=variables, components=comps)
+
+
+# Constructor attributes of a macro model that the closed-form dataflows also use, and the
+# spec variable that sets both.
+MODEL_ATTRIBUTES = {"rows": "MACRO_ROWS", "cols": "MACRO_COLS", "input_bits": "DATA_BITS",
+                    "weight_bits": "DATA_BITS", "acc_bits": "ACC_BITS"}
+
+
+def _check_models(spec, overrides: dict, fname: str) -> None:
+    """A component model must be the component the dataflow counts for: every attribute
+    of MODEL_ATTRIBUTES the spec passes must be what the instantiated model has, and a
+    model whose constructor declares its own default for one (a plugged 64 x 64 macro)
+    must not be silently overridden by the spec's default."""
+    import inspect
+
+    for node in spec.arch.nodes:
+        model = getattr(node, "component_model", None)
+        extra = getattr(node, "extra_attributes_for_component_model", None)
+        if model is None or extra is None:
+            continue
+        given = {k: getattr(extra, k) for k in MODEL_ATTRIBUTES if hasattr(extra, k)}
+        try:
+            params = inspect.signature(type(model).__init__).parameters
+        except (TypeError, ValueError):
+            params = {}
+        cls = type(model).__name__
+        for attr, spec_value in given.items():
+            var = MODEL_ATTRIBUTES[attr]
+            has = getattr(model, attr, None)
+            if isinstance(has, (int, float)) and has != spec_value:
+                raise SpecError(
+                    f"{fname}: {node.name}: {cls} has {attr}={has:g} but the spec models "
+                    f"{var}={spec_value:g}; the model does not take `{attr}`, so set "
+                    f"--set {var}={has:g} (or give {cls}.__init__ a `{attr}` argument)")
+            p = params.get(attr)
+            own = p.default if p is not None else None
+            if (isinstance(own, (int, float)) and not isinstance(own, bool)
+                    and own != spec_value and var not in overrides):
+                raise SpecError(
+                    f"{fname}: {node.name}: {cls} declares {attr}={own:g} (its constructor "
+                    f"default) but the spec's default {var}={spec_value:g} overrides it; "
+                    f"set --set {var}={own:g} to model your macro as declared (or "
+                    f"--set {var}={spec_value:g} to keep the spec's)")
 
 
 def _explain(fname: str, e: Exception) -> str:
@@ -145,4 +220,29 @@ def _explain(fname: str, e: Exception) -> str:
         where = msg.split(" Problem encountered", 1)[0].replace("EvaluationError in ", "")
         return (f"{fname}: {where}. A name in that expression is not defined: add it "
                 f"to the spec's `variables:` section or fix the spelling.")
-    return f"{fname}: invalid spec: {type(e).__name__}: {msg[:600]}"
+    root = _model_error(msg)
+    if root:  # a component model's own error: the root cause first, whole
+        return f"{fname}: {root}"
+    return f"{fname}: invalid spec: {type(e).__name__}: {msg}"
+
+
+def _model_error(msg: str) -> str:
+    """hwcomponents reports a model that failed as one long text (the query, its logs
+    with the model's exception and traceback, why each model declined). Pull out the
+    node, the class and the model's own error or reason."""
+    import re
+
+    if "Can not find an model" not in msg and "Can not find a model" not in msg:
+        return ""
+    cls = re.search(r"component_class=(\w+)", msg)
+    node = re.search(r"\bname=(\w+)", msg)
+    where = f"{node.group(1) if node else '?'} (component_class {cls.group(1) if cls else '?'})"
+    err = re.search(r"\| \| (\w+(?:Error|Exception)): (.*?) \| \| Traceback", msg)
+    if err:
+        return (f"{where}: the model raised {err.group(1)}: {err.group(2)}; fix that value "
+                f"(--set / the spec) or the model's table")
+    why = msg.split("Why models did not estimate:", 1)[-1].strip(" |.")
+    why = re.sub(r"(\s*\|\s*)+", "; ", why).strip("; .")
+    why = why.split("To see a list of available component models", 1)[0].strip("; .")
+    return (f"{where}: no model could cost it: {why}. Give the class the actions the "
+            f"spec lists for this node (docs/plugging_a_macro.md)")

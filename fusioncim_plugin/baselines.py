@@ -28,8 +28,8 @@ import numpy as np
 
 from .arch import Arch, SpecError
 from .dataflow import (Counts, _cycles, kv_dram_keys, kv_resident_keys, normalize,
-                       per_cycle, per_rows, pow2_upto, q_o_io, q_tile_rows, residency_note,
-                       tile_arrays)
+                       opcim_pv, per_cycle, per_rows, pow2_upto, q_o_io, q_tile_rows,
+                       residency_note, tile_arrays)
 from .workload import Workload
 
 # How K reaches a K-stationary IP-CIM array, where it is stored transposed (one key per
@@ -239,14 +239,14 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool, n_k_macr
     c.add("GlobalBuffer", "read", "Q", n_kv * q_reads * E * db)
     c.add("IPCIM_MAC", "compute", "S", n_kv * elems * E)
     c.add("SoftmaxUnit", "compute", "P", n_kv * elems)
-    o_rows = normalize(c, wl)
+    normalize(c, wl)
     c.rescale_events = float(n_kv * (m * passes).sum())
     ev_rows = float(n_kv * (m * rescaled).sum())
     c.add("SoftmaxUnit", "exp", "rescale", ev_rows)
     c.add("SoftmaxUnit", "multiply", "rescale", ev_rows)
     if o_in_opcim:
-        c.add("OPCIM_MAC", "compute", "O", n_kv * elems * F)
-        c.add("OPCIMArray", "read", "O", o_rows * F * acc)
+        # OP-CIM accumulation per OPCIM_CIRCUIT (dataflow.opcim_pv), per Q tile.
+        op_stage = opcim_pv(c, arch, rows * F, keys, n_kv * m, bc)
         c.add("OPCIMArray", "rescale", "O", ev_rows * F)
     else:
         # V blocks re-written into IP-CIM per Q tile; O accumulates in the buffer
@@ -270,16 +270,19 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool, n_k_macr
     per_macro_wr = per_cycle(arch, "IPCIMArray", "write") / arch.var("n_ip_macros")
     broadcast = _cycles(kpm * E, per_macro_ip)  # one input vector through a macro
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
-    # an OP-CIM rank-1 update occupies every macro, however many O rows the tile fills
-    rank1 = _cycles(cap * F, per_cycle(arch, "OPCIM_MAC", "compute")) if o_in_opcim else 0
     rs = _cycles(br * F, per_cycle(arch, "OPCIMArray", "rescale")) if o_in_opcim else 0
+    # OP-CIM's share of the tile's accumulation cycles falls on each block in proportion
+    # to its keys (opcim_pv).
+    per_key = op_stage / keys if o_in_opcim else 0
 
     def block(n):  # cycles of one KV block of n keys (n: array over tiles)
         write = _cycles(np.minimum(n, kpm) * E * db, per_macro_wr)
-        pv = n * rank1 if o_in_opcim else rows * broadcast
+        pv = per_key * n if o_in_opcim else rows * broadcast
         return write + np.maximum(np.maximum(rows * broadcast, rows * _cycles(n, sm)), pv)
 
     tile = (nb - 1) * block(np.full_like(n_last, bc)) + block(n_last) + passes * rs
+    if o_in_opcim:
+        tile = tile + _cycles(rows * F * acc, per_cycle(arch, "OPCIMArray", "read"))  # read-out
     c.compute_cycles = float(n_kv * (m * tile).sum())
     return c
 

@@ -43,6 +43,9 @@ class Counts:
     block_kv: int = 0
     params: dict = field(default_factory=dict)  # other chosen free parameters
     rescale_events: float = 0.0  # online-softmax rescale passes over O tiles
+    # busy cycles per component where the closed form and AccelForge both define them
+    # (OP-CIM: lanes' MACs, array port) - AccelForge's per-component latency x clock
+    component_cycles: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def add(self, component: str, action: str, tensor: str, count: float) -> None:
@@ -191,6 +194,42 @@ def pow2_upto(lo: int, hi: int) -> list[int]:
     return out + [hi] if hi >= lo else [hi]
 
 
+def opcim_pv(c: Counts, arch: Arch, elems: np.ndarray, keys: np.ndarray, m: np.ndarray,
+             bc: int) -> np.ndarray:
+    """OP-CIM accumulation of PV for O tiles, per the spec's OPCIM_CIRCUIT (one circuit
+    sets counts and cycles; components/opcim_macro.py sets their energy and rates).
+
+    Arrays over tiles: ``elems`` stored O elements, ``keys`` keys accumulated into them,
+    ``m`` multiplicity; ``bc`` the KV block. An accumulator *update* reads the stored O
+    and writes it back: once per product (in_array, rmw_per_product) or once per KV
+    block of ``bc`` keys (near_memory, the block summed in a lane register). The first
+    update of an element reads nothing (O starts at zero) and the tile's read-out reads
+    each element once more, so reads = writes = updates x ACC_BITS - the counts
+    AccelForge derives from the LoopTree.
+
+    Adds the MACs and the array reads/writes to ``c`` and the busy cycles of the lanes
+    (OPCIM_MAC) and of the array port (OPCIMArray) to ``c.component_cycles``. Returns,
+    per tile, the cycles its accumulation occupies in the pipeline (lanes and port
+    overlap: the shadow register lets a block's write-back run beside the next MACs);
+    the read-out is not included (the caller adds it after each tile).
+    """
+    acc = arch.var("acc_bits")
+    per_block = arch.var("opcim_circuit") == "near_memory"
+    mac = per_cycle(arch, "OPCIM_MAC", "compute")
+    rd, wr = per_cycle(arch, "OPCIMArray", "read"), per_cycle(arch, "OPCIMArray", "write")
+    upd = elems * (np.ceil(keys / bc) if per_block else keys)
+    macs = float((m * elems * keys).sum())
+    updates = float((m * upd).sum())
+    port = (upd - elems) * acc / rd + upd * acc / wr
+    c.add("OPCIM_MAC", "compute", "O", macs)
+    c.add("OPCIMArray", "read", "O", updates * acc)
+    c.add("OPCIMArray", "write", "O", updates * acc)
+    c.component_cycles["OPCIM_MAC"] = c.component_cycles.get("OPCIM_MAC", 0.0) + macs / mac
+    c.component_cycles["OPCIMArray"] = (c.component_cycles.get("OPCIMArray", 0.0)
+                                        + updates * acc * (1 / rd + 1 / wr))
+    return np.maximum(keys * _cycles(elems, mac), port)
+
+
 # --------------------------------------------------------------------------------------
 # FusionCIM: hybrid IP/OP-CIM pipeline, QO-stationary, fused online softmax
 # --------------------------------------------------------------------------------------
@@ -245,9 +284,9 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None, block_q: int | None = 
     # Softmax unit: every executed score element; final 1/l and O * (1/l) per row.
     c.add("SoftmaxUnit", "compute", "P", n_kv * rows_x_keys)
     o_rows = normalize(c, wl)
-    # OP-CIM: PV MACs accumulate in place; the O tile is read out once (acc bits).
-    c.add("OPCIM_MAC", "compute", "O", n_kv * rows_x_keys * F)
-    c.add("OPCIMArray", "read", "O", rep * o_rows * F * acc)
+    # OP-CIM: PV accumulates into the O tile per OPCIM_CIRCUIT (opcim_pv); each replica
+    # accumulates its share of the keys.
+    op_stage = opcim_pv(c, arch, rep * rows * F, np.ceil(keys / rep), n_kv * m, c.block_kv)
     if rep > 1:
         c.add("SoftmaxUnit", "exp", "merge", rep * o_rows)
         c.add("SoftmaxUnit", "multiply", "merge", rep * o_rows * F)
@@ -267,19 +306,18 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None, block_q: int | None = 
     c.add("SoftmaxUnit", "exp", "rescale", ev_rows)
     c.add("SoftmaxUnit", "multiply", "rescale", ev_rows)
 
-    # Latency: per streamed key the three stages run as a pipeline (the slowest sets the
-    # pace). A broadcast K row (or P column x V row) occupies the whole array for its
-    # bit-serial duration however many of its rows are filled, so the CIM stages cost
-    # the capacity's worth of MACs (a smaller tile leaves rows idle). Per tile add the Q
-    # write into IP-CIM, the O read-out and the rescales (all accumulators in parallel).
+    # Latency: the three stages run as a pipeline (the slowest sets the pace). A
+    # broadcast K row occupies the whole IP-CIM array for its bit-serial duration however
+    # many of its rows are filled, so QK^T costs the capacity's worth of MACs per key (a
+    # smaller tile leaves rows idle); OP-CIM takes its accumulation cycles (opcim_pv).
+    # Per tile add the Q write into IP-CIM, the O read-out and the rescale passes.
     ip = per_cycle(arch, "IPCIM_MAC", "compute")
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
-    op = per_cycle(arch, "OPCIM_MAC", "compute")
     wr = per_cycle(arch, "IPCIMArray", "write")
     rd = per_cycle(arch, "OPCIMArray", "read")
     rs = per_cycle(arch, "OPCIMArray", "rescale")
-    stage_cim = max(_cycles(cap * E, ip), _cycles(cap * F, op))
-    tile = (np.ceil(keys / rep) * np.maximum(stage_cim, _cycles(rows, sm))
+    tile = (np.maximum(np.ceil(keys / rep) * np.maximum(_cycles(cap * E, ip), _cycles(rows, sm)),
+                       op_stage)
             + _cycles(rep * rows * E * db, wr) + _cycles(rep * rows * F * acc, rd)
             + passes * _cycles(br * F, rs) + (_cycles(rep * rows * F, sm) if rep > 1 else 0))
     c.compute_cycles = float(n_kv * (m * tile).sum())
@@ -288,8 +326,8 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None, block_q: int | None = 
 
 def qo_space(arch: Arch, wl: Workload) -> dict[str, list]:
     """Free parameters of the QO-stationary dataflow: the Q tile (up to the arrays'
-    capacity) and the KV block of the online-softmax order (which only sets how often
-    O is rescaled: blocks of 32, 64 or 128 keys)."""
+    capacity) and the KV block (32, 64 or 128 keys), which sets how often O is rescaled
+    and, for near-memory OP-CIM, written back."""
     return {"block_q": pow2_upto(16, q_tile_rows(arch, wl)), "block_kv": [32, 64, 128]}
 
 

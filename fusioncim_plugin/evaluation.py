@@ -69,7 +69,7 @@ LINEAR_ARCH = "ipcim_baseline"  # common substrate of the linear layers (all IP-
 # online-softmax rescale and leakage.
 CATEGORY = {"DRAM": "DRAM", "GlobalBuffer": "buffer", "IPCIMArray": "IP-CIM write",
             "IPCIM_MAC": "IP-CIM compute", "SoftmaxUnit": "softmax",
-            "OPCIMArray": "OP-CIM read-out", "OPCIM_MAC": "OP-CIM compute"}
+            "OPCIMArray": "OP-CIM array", "OPCIM_MAC": "OP-CIM compute"}
 
 
 CATEGORIES = (*dict.fromkeys(CATEGORY.values()), "rescale", "leakage")
@@ -113,8 +113,8 @@ def _cost(arch: Arch, counts: Counts, macs: float) -> tuple[Cost, dict, dict]:
         tops=ops / latency / 1e12 if latency else 0.0,
         tops_per_w=ops / energy / 1e12 if energy else 0.0,
         dram_bytes=dram_bits / 8, buffer_bytes=buf_bits / 8,
-        cim_write_bytes=(counts.total("IPCIMArray", "write")
-                         + counts.total("OPCIMArray", "write")) / 8,
+        # stationary operands loaded into CIM arrays (OP-CIM's writes are accumulation)
+        cim_write_bytes=counts.total("IPCIMArray", "write") / 8,
         energy_by_category_j=by_cat,
     )
     return cost, breakdown, bounds
@@ -160,6 +160,48 @@ def _rescale_callback(order: str | None, wl: Workload, bc: int, granularity: str
     return rescale
 
 
+# Size guards, checked before any work starts (README, "Limits").
+MAX_TILES = 1 << 20  # Q tiles (row blocks) per KV head; the closed forms are vectorized
+#                      over them (numpy arrays of this length)
+MAX_RESCALE_BYTES = 2 << 30  # working set of the synthetic rescale model for one Q tile
+RESCALE_BYTES_PER_BLOCK_MAX = 2 * 32  # two (row, 16-key block) passes x ~32 B of arrays
+
+
+def check_size(d, hw: Arch, wl: Workload, order: str | None) -> None:
+    """SpecError naming the input when a point would exceed MAX_TILES or
+    MAX_RESCALE_BYTES; also: the buffer must hold one KV block (K or V) of one head,
+    the smallest unit every design stages in it."""
+    from . import baselines
+    from .dataflow import q_tile_rows
+
+    e, db = wl.cfg.head_dim, hw.var("data_bits")
+    need = int(hw.var("block_kv")) * e * db
+    if hw.var("glb_bytes") * 8 < need:
+        raise SpecError(f"GLB_BYTES = {hw.var('glb_bytes')}: the global buffer must hold at "
+                        f"least one KV block of one head (BLOCK_KV x head_dim x DATA_BITS = "
+                        f"{need // 8} B); set --set GLB_BYTES={need // 8} or more")
+    if wl.phase == "decode":
+        rows = max(wl.group, 1)
+    elif d.dataflow is baselines.unfused_kv_stationary:
+        rows = baselines.unfused_rows_default(hw, wl)
+    elif d.dataflow is baselines.fused_kv_stationary:
+        rows = int(hw.var("block_q"))
+    else:
+        rows = q_tile_rows(hw, wl)
+    n_tiles = -(-wl.n_queries // rows)
+    if n_tiles > MAX_TILES:
+        raise SpecError(f"seq-len {wl.seq_len}: {d.name} would iterate over {n_tiles:,} Q "
+                        f"tiles of {rows} rows per head, above the bound of {MAX_TILES:,} "
+                        f"(about a minute); use a shorter --seq-len")
+    if order is not None:
+        nbytes = min(rows, wl.n_queries) * -(-wl.seq_len // 16) * RESCALE_BYTES_PER_BLOCK_MAX
+        if nbytes > MAX_RESCALE_BYTES:
+            raise SpecError(f"seq-len {wl.seq_len}: the rescale model needs about "
+                            f"{nbytes / 2**30:.1f} GiB for one Q tile (bound "
+                            f"{MAX_RESCALE_BYTES / 2**30:.0f} GiB); use a shorter --seq-len "
+                            f"or --softmax-order none (charge no rescale)")
+
+
 METRICS = ("edp", "energy", "latency")
 # Spec variables that fix a searched parameter when the caller sets them.
 FIXING = {"BLOCK_Q": "block_q", "BLOCK_KV": "block_kv"}
@@ -177,8 +219,6 @@ def search(d, hw: Arch, wl: Workload, order: str | None, metric: str, fixed: dic
     if metric not in METRICS:
         raise SpecError(f"metric {metric!r}; allowed: {', '.join(METRICS)}")
     space = dict(d.space(hw, wl)) if d.space else {}
-    if order is None and d.softmax_order is not None:
-        space.pop("block_kv", None)  # only the online-softmax order uses the KV block
     space.update({k: [v] for k, v in fixed.items() if k in space or d.space is None})
     names = list(space)
     gran = hw.var("rescale_granularity")
@@ -237,6 +277,7 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
     order = d.softmax_order if softmax_order == "default" else softmax_order
     if d.softmax_order is None:
         order = None  # the design does not fuse online softmax
+    check_size(d, hw, wl, order)
     fixed = {p: int(hw.var(p.lower())) for k, p in FIXING.items() if k in ov}
     counts, attn, breakdown, bounds = search(d, hw, wl, order, metric, fixed)
     # The projections and FFN run the same way on every design: weight-stationary on

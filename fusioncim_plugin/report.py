@@ -28,6 +28,8 @@ SENSITIVITY = [
     ("OP-CIM circuit: near-memory lanes", {"OPCIM_CIRCUIT": "near_memory"}, "OPCIM_CIRCUIT"),
     ("OP-CIM circuit: read-modify-write per product", {"OPCIM_CIRCUIT": "rmw_per_product"},
      "OPCIM_CIRCUIT"),
+    ("OP-CIM with one MAC lane per column (OPCIM_LANES=128)", {"OPCIM_LANES": 128},
+     "OPCIM_LANES"),
     ("buffer bandwidth x 4 (GLB_BANKS=16)", {"GLB_BANKS": 16}, None),
     ("blocks fixed, not searched (BLOCK_Q=128, BLOCK_KV=64)",
      {"BLOCK_Q": 128, "BLOCK_KV": 64}, None),

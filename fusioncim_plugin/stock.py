@@ -30,7 +30,7 @@ from pathlib import Path
 STOCK_MACROS = ("sinangil_jssc_2021", "wang_vlsi_2022", "jia_jssc_2020",
                 "colonnade_jssc_2021", "basic_analog")
 # Categories of evaluate()'s energy breakdown that are spent inside the CIM macros.
-MACRO_CATEGORIES = ("IP-CIM compute", "IP-CIM write", "OP-CIM compute", "OP-CIM read-out",
+MACRO_CATEGORIES = ("IP-CIM compute", "IP-CIM write", "OP-CIM compute", "OP-CIM array",
                     "rescale")
 
 

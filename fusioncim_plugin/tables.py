@@ -20,7 +20,6 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_VAR = "FUSIONCIM_ENERGY_TABLES"
@@ -100,6 +99,8 @@ def load_table(name: str) -> Table:
 
 @lru_cache(maxsize=None)
 def _load_cached(path: Path, mtime_ns: int) -> Table:
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

@@ -154,35 +154,82 @@ def test_ipcim_rejects_ragged_geometry():
 
 
 # ----------------------------------------------------------------------------- OP-CIM
-def test_opcim_reference_point_values():
+H40_TO_28 = tech_node_energy(28e-9, 40e-9)
+RD, WR = 0.0060343, 0.0179348  # CACTI array-core read / write, pJ/bit
+MULT8 = 3.1 * 64 / 1024 * PJ * H45_TO_28  # Horowitz 8x8 multiply at 28 nm
+
+
+def test_opcim_near_memory_reference_point_values():
+    """Default circuit: a lane multiplies, adds into its acc_bits register (clocked once:
+    one Aladdin access per bit, no separate read), the accumulator's array read/write
+    are the CACTI array-core energies, the rescale is only its multiply (fused)."""
     m = OPCIMMacro()
     assert (m.rows, m.cols, m.acc_bits, m.scale_bits) == (128, 768, 24, 16)
-    rmw = 24 * (0.0060343 + 0.0179348) * PJ
-    assert close(m.compute().energy, 0.0547945 * PJ + rmw)
+    assert m.circuit == "near_memory" and m.lanes == 768 // 24 == 32
+    add24 = 0.1 * 24 / 32 * PJ * H45_TO_28
+    reg24 = 24 * 0.009 * PJ * H40_TO_28
+    assert close(m.compute().energy, MULT8 + add24 + reg24)
     assert close(m.accumulate().energy, m.compute().energy)
-    scale_mult = 3.1 * 24 * 16 / 1024 * PJ * H45_TO_28
-    assert close(m.rescale().energy, rmw + scale_mult)
-    assert close(m.write().energy, 768 * 0.0483056 * PJ)
-    assert close(m.read().energy, 768 * 0.036405 * PJ)
-    assert m.n_accumulators == 128 * 768 // 24 == 4096
-    assert m.macs_per_cycle == 512
-    assert close(m.area, 128 * 768 * 1.5827593e-12)
+    assert close(m.rescale().energy, 3.1 * 24 * 16 / 1024 * PJ * H45_TO_28)
+    assert close(m.read().energy, 768 * RD * PJ)
+    assert close(m.write().energy, 768 * WR * PJ)
+    assert m.n_accumulators == 4096
+    # throughput: one product per lane per cycle; the port moves one row per cycle
+    assert close(m.compute().throughput, 32 * 200e6)
+    assert close(m.read().throughput, 200e6) and close(m.write().throughput, 200e6)
+    assert m.rescale().throughput == math.inf  # rides on the write-back
 
 
-def test_opcim_scaling():
+def test_opcim_in_array_and_rmw_values():
+    ia = OPCIMMacro(circuit="in_array")
+    # Wang et al. JSSC 2020: 5.27 TOPS/W 8-bit add -> 23.7 fJ/bit, split read:write as CACTI
+    assert close(ia.read().energy + ia.write().energy, 768 * 0.0237 * PJ)
+    assert close(ia.read().energy / ia.write().energy, RD / WR)
+    assert close(ia.compute().energy, MULT8)
+    # one row operation (a row read + a row write) per cycle
+    assert close(ia.read().throughput, 2 * 200e6)
+    rmw = OPCIMMacro(circuit="rmw_per_product")
+    assert close(rmw.compute().energy, MULT8 + 0.1 * 24 / 32 * PJ * H45_TO_28)
+    assert close(rmw.read().energy, 768 * RD * PJ) and close(rmw.read().throughput, 200e6)
+    assert close(rmw.rescale().energy, 24 * (RD + WR) * PJ + 3.1 * 24 * 16 / 1024 * PJ * H45_TO_28)
+    assert close(rmw.rescale().throughput, 32 / 2 * 200e6)  # a row read + write per 32 elements
+
+
+@pytest.mark.parametrize("circuit", ["near_memory", "in_array", "rmw_per_product"])
+def test_opcim_one_circuit_energy_throughput_ports_area(circuit):
+    """Review item 1: the old model charged one read-modify-write per product but let
+    all 16,384 accumulators update every 8 cycles through ports of one row per cycle.
+    Here the accumulations per cycle that the array port can absorb bound the MAC rate:
+    per product (in_array, rmw) one acc_bits read and write of the array must fit its
+    port rate; the lanes are the adder units, never the stored elements; and the area
+    grows with the lanes."""
+    m = OPCIMMacro(rows=128, cols=128, acc_bits=16, circuit=circuit)
+    f = 200e6
+    port_bits_per_s = m.read().throughput * m.cols  # reads (= writes) per second, bits
+    accum_per_s = port_bits_per_s / m.acc_bits  # accumulator reads the port allows
+    if circuit != "near_memory":  # every product reads and writes its accumulator
+        assert m.compute().throughput <= accum_per_s * (1 + 1e-12)
+    assert m.compute().throughput < m.n_accumulators / 8 * f  # not every element per 8 cycles
+    assert m.macs_per_cycle == m.lanes <= m.cols // m.acc_bits
+    bare = 128 * 128 * 1.5827593e-12
+    assert m.area > bare and m.logic_area > 0
+    if circuit == "near_memory":
+        wide = OPCIMMacro(rows=128, cols=128, acc_bits=16, lanes=32)
+        assert close(wide.logic_area, 4 * m.logic_area)
+        assert close(wide.compute().throughput, 4 * m.compute().throughput)
+
+
+def test_opcim_scaling_and_bad_input():
     m = OPCIMMacro()
     assert close(m.read(bits_per_action=48).energy, 2 * m.read(bits_per_action=24).energy)
     assert OPCIMMacro(tech_node=22e-9).compute().energy < m.compute().energy
     assert OPCIMMacro(tech_node=22e-9).rescale().energy < m.rescale().energy
-    # a wider accumulator costs more per in-place update and per rescale
     assert OPCIMMacro(acc_bits=32).compute().energy > m.compute().energy
     assert OPCIMMacro(acc_bits=32).rescale().energy > m.rescale().energy
-    # amortizing the read-modify-write over k products divides only that part by k,
-    # and adds a near-memory register read + write (24 b, Aladdin 0.009 pJ/bit at 40 nm)
-    k4 = OPCIMMacro(accumulations_per_writeback=4).compute().energy
-    rmw = 24 * (0.0060343 + 0.0179348) * PJ
-    reg = 2 * 24 * 0.009 * PJ * tech_node_energy(28e-9, 40e-9)
-    assert close(k4, 0.0547945 * PJ + reg + rmw / 4)
+    with pytest.raises(ValueError, match="OPCIM_CIRCUIT"):
+        OPCIMMacro(circuit="magic")
+    with pytest.raises(ValueError, match="OPCIM_LANES"):
+        OPCIMMacro(lanes=0)
 
 
 # ----------------------------------------------------------------------------- softmax

@@ -67,12 +67,15 @@ def test_energy_recomputed_from_the_component_models():
 
 
 def test_fusioncim_latency_by_hand():
-    # Non-causal, no rescale: 8 KV heads x 4 query heads x 8 Q tiles; per tile 1024 keys
-    # x 8 cycles (a bit-serial INT8 broadcast through the IP-CIM arrays) + writing the
-    # 128x128 INT8 Q tile (1024 b/cycle over 8 macros) + reading the 128x128 16-bit O
-    # tile (2048 b/cycle over 16 macros): 8192 + 128 + 128 cycles.
+    # Non-causal, no rescale: 8 KV heads x 4 query heads x 8 Q tiles. Per key, IP-CIM
+    # takes 8 cycles (a bit-serial INT8 broadcast) but OP-CIM's near-memory lanes (16
+    # macros x 8 lanes, one product each per cycle) take 128x128 / 128 = 128 cycles, and
+    # the once-per-block write-back port (15 reads + 16 writes of the tile's 16384 x 16 b
+    # at 2048 b/cycle = 3968 cycles per tile) hides behind them. Per tile add writing the
+    # 128x128 INT8 Q tile (1024 b/cycle over 8 macros) and reading the 16-bit O tile
+    # out (2048 b/cycle over 16 macros): 1024 x 128 + 128 + 128 cycles.
     r = counts("fusioncim", seq_len=1024, causal=False)
-    cycles = 8 * 4 * 8 * (1024 * 8 + 128 + 128)
+    cycles = 8 * 4 * 8 * (1024 * 128 + 128 + 128)
     assert r.latency_bounds_s["compute"] == pytest.approx(cycles / 200e6)
     # Buffer: Q and O staged (in + out), K and V written once per KV head and read once
     # per Q tile, through 4 banks x 256 b per CACTI cycle (5.010594 ns).

@@ -42,11 +42,12 @@ def test_unknown_component_class(capsys, tmp_path):
 
 def test_negative_size(capsys):
     err = run(capsys, "--set", "GLB_BYTES=-1")
-    assert "GLB_BYTES = -1 is negative" in err
+    assert "GLB_BYTES = -1: Input should be greater than 0" in err
 
 
 def test_shape_that_does_not_fit_the_arrays(capsys):
-    err = run(capsys, "--set", "N_IP_MACROS=0")
+    err = run(capsys, "--set", "N_IP_MACROS=1", "--set", "N_OP_MACROS=1", "--set", "MACRO_ROWS=16",
+              "--set", "MACRO_COLS=16")
     assert "head_dim 128 does not fit the arrays" in err and "N_IP_MACROS" in err
 
 

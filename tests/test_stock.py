@@ -68,7 +68,7 @@ def test_fusioncim_rows_are_our_evaluate(table):
     assert table["fusioncim"]["energy_j"] == pytest.approx(r.attention.energy_j, rel=1e-12)
     assert table["fusioncim"]["macs"] == MACS == r.attention.macs
     macro = table["fusioncim: CIM macros only"]
-    parts = ("IP-CIM compute", "IP-CIM write", "OP-CIM compute", "OP-CIM read-out", "rescale")
+    parts = ("IP-CIM compute", "IP-CIM write", "OP-CIM compute", "OP-CIM array", "rescale")
     assert macro["energy_j"] == pytest.approx(
         sum(r.attention.energy_by_category_j.get(c, 0.0) for c in parts), rel=1e-12)
     assert macro["energy_j"] < table["fusioncim"]["energy_j"]

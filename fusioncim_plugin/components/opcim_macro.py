@@ -1,42 +1,66 @@
-"""Outer-product digital SRAM CIM macro (OP-CIM): numbers in energy_tables/opcim_macro.yaml."""
+"""Outer-product digital SRAM CIM macro (OP-CIM): numbers in energy_tables/opcim_macro.yaml.
+
+One circuit sets energy, throughput, port use and area (``circuit``, spec variable
+``OPCIM_CIRCUIT``); README "OP-CIM accumulation" explains the choice.
+"""
 
 from __future__ import annotations
 
-from hwcomponents import ActionCost, ComponentModel, action
-from hwcomponents.scaling import quadratic, tech_node_energy
+import math
 
-from fusioncim_plugin.components._util import horowitz_to, int_mult_pj, pick, scale_tech_node
+from hwcomponents import ActionCost, ComponentModel, action
+from hwcomponents.scaling import tech_node_area, tech_node_energy, tech_node_leak
+
+from fusioncim_plugin.components._util import horowitz_to, int_add_pj, int_mult_pj, pick, scale_tech_node
 from fusioncim_plugin.tables import load_table
+
+CIRCUITS = ("near_memory", "in_array", "rmw_per_product")
 
 
 class OPCIMMacro(ComponentModel):
     """
     Outer-product digital SRAM CIM macro. The stationary operand is the output
-    accumulator O: ``rows * cols / acc_bits`` accumulators of ``acc_bits`` each. A rank-1
-    update (a column of P times a row of V) adds one ``input_bits`` x ``input_bits``
-    product into every accumulator. Each accumulator has a near-memory multiply-add unit
-    fed bit-serially (``input_bits`` cycles per product, all accumulators in parallel);
-    the product is added with an in-place read-modify-write of the stored accumulator.
+    accumulator O: ``rows * cols / acc_bits`` accumulators of ``acc_bits`` each, laid
+    out ``cols / acc_bits`` to an array row. PV adds P[m,p] * V[p,f] into every O[m,f].
+    In every circuit the INT8 product is formed by a near-memory multiplier; the
+    circuits differ in how it reaches the stored accumulator:
+
+    * ``near_memory`` - ``lanes`` MAC lanes, each with an accumulator register (plus a
+      shadow register for the write-back). A lane reads a stored accumulator once per
+      KV block, sums the block's products in its register and writes it back with the
+      online-softmax rescale fused in (FlashAttention-2: O <- diag(alpha) O + P~ V_j).
+      ``compute`` = multiply + add + register update, ``lanes`` per cycle; the block's
+      read/write of O are ``read``/``write`` actions through the array port.
+    * ``in_array`` - bit-serial in-array accumulation (Compute SRAM): one row operation
+      per cycle across all columns (read a bit row, add in the column ALU, write the sum
+      bit), so an acc_bits add takes acc_bits cycles and the array absorbs
+      ``cols / acc_bits`` accumulations per cycle. ``compute`` = the multiply; every
+      product's accumulation is an acc_bits ``read`` + ``write`` of O at the measured
+      in-array add energy, a row read and a row write per cycle.
+    * ``rmw_per_product`` - every product is added by a read-modify-write of its stored
+      accumulator through the array port (one row read or write per cycle), by
+      ``cols / acc_bits`` lanes (multiplier + adder) at the sense amplifiers.
 
     Parameters
     ----------
     tech_node: float | None
         Technology node in meters (None: table reference, 28 nm).
     rows, cols: int | None
-        Array geometry in bit cells (None: table reference, 128 x 768).
+        Array geometry in bit cells (None: table reference).
     input_bits: int
         Bits of the P and V inputs (default 8).
     acc_bits: int | None
-        Bits per stored accumulator (None: table reference, 24).
+        Bits per stored accumulator (None: table reference).
     scale_bits: int | None
         Bits of the online-softmax rescale factor (None: table reference, 16).
     frequency: float | None
         Clock in Hz (None: table reference, 200 MHz).
-    accumulations_per_writeback: int
-        Products summed in the near-memory unit's register before one read-modify-write
-        of the stored accumulator. 1 (default) = every product is accumulated in place;
-        N > 1 adds a register read + write (acc_bits) per product and divides the cell
-        read-modify-write by N.
+    circuit: str
+        ``near_memory`` (default), ``in_array`` or ``rmw_per_product``.
+    lanes: int | None
+        near_memory only: MAC lanes per macro (None: cols / acc_bits, one per column
+        group, i.e. the accumulators of one array row). The other circuits have
+        cols / acc_bits lanes, fixed by the array.
     """
 
     component_name = "OPCIMMacro"
@@ -51,7 +75,8 @@ class OPCIMMacro(ComponentModel):
         acc_bits: int | None = None,
         scale_bits: int | None = None,
         frequency: float | None = None,
-        accumulations_per_writeback: int = 1,
+        circuit: str = "near_memory",
+        lanes: int | None = None,
     ):
         t = load_table("opcim_macro")
         ref_node = t.ref("tech_node", "m")
@@ -61,37 +86,63 @@ class OPCIMMacro(ComponentModel):
         self.acc_bits = self.assert_int("acc_bits", pick(t, "acc_bits", acc_bits, "bit"))
         self.scale_bits = self.assert_int("scale_bits", pick(t, "scale_bits", scale_bits, "bit"))
         self.frequency = float(pick(t, "frequency", frequency, "Hz"))
-        self.accumulations_per_writeback = self.assert_int(
-            "accumulations_per_writeback", accumulations_per_writeback
-        )
+        if circuit not in CIRCUITS:
+            raise ValueError(f"OPCIM_CIRCUIT = {circuit!r}; allowed: {', '.join(CIRCUITS)}")
+        self.circuit = circuit
         if self.cols % self.acc_bits:
             raise ValueError(f"cols={self.cols} is not a multiple of acc_bits={self.acc_bits}")
-        if self.accumulations_per_writeback < 1:
-            raise ValueError("accumulations_per_writeback must be >= 1")
+        row_lanes = self.cols // self.acc_bits
+        if circuit == "near_memory":
+            self.lanes = self.assert_int("lanes", row_lanes if lanes is None else lanes)
+            if not 1 <= self.lanes <= self.n_accumulators:
+                raise ValueError(f"OPCIM_LANES = {self.lanes}; must be 1 .. "
+                                 f"{self.n_accumulators} (stored accumulators per macro)")
+        else:
+            self.lanes = row_lanes
+
+        # Area and leakage: the array plus the lanes (Aladdin 40 nm logic, scaled to the
+        # reference node here; the whole model is then scaled to tech_node).
+        a40 = tech_node_area(ref_node, t.ref("register_tech_node", "m")) * 1e-12
+        l40 = tech_node_leak(ref_node, t.ref("register_tech_node", "m"))
+        mult_frac = (self.input_bits ** 2 + self.acc_bits * self.scale_bits) / 1024
+        lane_area = t.value("multiplier_area_32x32", "um^2") * mult_frac
+        lane_leak = t.value("multiplier_leak_power_32x32", "W") * mult_frac
+        if circuit == "in_array":  # a 1-bit full adder and a carry latch per column
+            col_area = self.cols * (t.value("adder_area_32b", "um^2") / 32
+                                    + t.value("register_area_per_bit", "um^2"))
+            col_leak = self.cols * t.value("adder_leak_power_32b", "W") / 32
+        else:  # an acc_bits adder per lane (+ accumulator and shadow registers)
+            lane_area += t.value("adder_area_32b", "um^2") * self.acc_bits / 32
+            lane_leak += t.value("adder_leak_power_32b", "W") * self.acc_bits / 32
+            if circuit == "near_memory":
+                lane_area += 2 * self.acc_bits * t.value("register_area_per_bit", "um^2")
+            col_area = col_leak = 0.0
         bits = self.rows * self.cols
+        self.logic_area = (self.lanes * lane_area + col_area) * a40
         super().__init__(
-            area=bits * t.value("area_per_bit", "um^2") * 1e-12,
-            leak_power=bits * t.value("leak_power_per_bit", "W"),
+            area=bits * t.value("area_per_bit", "um^2") * 1e-12 + self.logic_area,
+            leak_power=(bits * t.value("leak_power_per_bit", "W")
+                        + (self.lanes * lane_leak + col_leak) * l40),
         )
         self.tech_node = scale_tech_node(self, pick(t, "tech_node", tech_node), ref_node)
 
-        pj = 1e-12
-        self._mac_energy = (
-            t.value("mac_energy", "pJ") * pj * quadratic(self.input_bits, t.ref("input_bits", "bit"))
-        )
-        self._rmw_energy = self.acc_bits * pj * (
-            t.value("acc_read_energy_per_bit", "pJ/bit") + t.value("acc_write_energy_per_bit", "pJ/bit")
-        )
-        # With accumulations_per_writeback > 1 each product lands in a near-memory
-        # register (read + write of acc_bits) and the cells are updated once per N.
-        self._reg_energy = 0.0 if self.accumulations_per_writeback == 1 else (
-            2 * self.acc_bits * t.value("register_energy_per_bit", "pJ/bit") * pj
-            * tech_node_energy(ref_node, t.ref("register_tech_node", "m")))
-        self._scale_mult_energy = (
-            int_mult_pj(t, self.acc_bits, self.scale_bits) * pj * horowitz_to(t, ref_node)
-        )
-        self._write_energy = self.cols * t.value("write_energy_per_bit", "pJ/bit") * pj
-        self._read_energy = self.cols * t.value("read_energy_per_bit", "pJ/bit") * pj
+        pj, h = 1e-12, horowitz_to(t, ref_node)
+        e_rd, e_wr = t.value("acc_read_energy_per_bit", "pJ/bit"), t.value("acc_write_energy_per_bit", "pJ/bit")
+        mult = int_mult_pj(t, self.input_bits, self.input_bits) * h
+        add = int_add_pj(t, self.acc_bits) * h
+        reg = (self.acc_bits * t.value("register_energy_per_bit", "pJ/bit")
+               * tech_node_energy(ref_node, t.ref("register_tech_node", "m")))
+        scale_mult = int_mult_pj(t, self.acc_bits, self.scale_bits) * h
+        if circuit == "in_array":
+            e_add = t.value("inarray_add_energy_per_bit", "pJ/bit")
+            e_rd, e_wr = e_add * e_rd / (e_rd + e_wr), e_add * e_wr / (e_rd + e_wr)
+        self._mac_energy = pj * {"near_memory": mult + add + reg, "in_array": mult,
+                                 "rmw_per_product": mult + add}[circuit]
+        self._read_bit, self._write_bit = e_rd * pj, e_wr * pj
+        # near_memory: the rescale multiplies during the block's write-back (no extra
+        # array access); otherwise it is one more read-modify-write of the accumulator.
+        self._rescale_energy = pj * scale_mult + (
+            0.0 if circuit == "near_memory" else self.acc_bits * (self._read_bit + self._write_bit))
 
     @property
     def n_accumulators(self) -> int:
@@ -100,50 +151,53 @@ class OPCIMMacro(ComponentModel):
 
     @property
     def macs_per_cycle(self) -> float:
-        """MACs per clock: every accumulator takes one product per input_bits cycles."""
-        return self.n_accumulators / self.input_bits
+        """Products the lanes form per clock (one per lane per cycle). How fast the
+        array absorbs them is the port rate of ``read``/``write``."""
+        return float(self.lanes)
 
-    def _mac(self) -> ActionCost:
-        return ActionCost(
-            energy=(self._mac_energy + self._reg_energy
-                    + self._rmw_energy / self.accumulations_per_writeback),
-            throughput=self.macs_per_cycle * self.frequency,
-            latency=self.input_bits / self.frequency,
-        )
+    @property
+    def row_ops_per_cycle(self) -> float:
+        """Row reads (and row writes) per clock: in_array reads and writes a row in
+        the same cycle (one row operation); otherwise one port access per cycle."""
+        return 2.0 if self.circuit == "in_array" else 1.0
 
     @action
     def compute(self) -> ActionCost:
-        """One outer-product MAC: input_bits x input_bits multiply-add plus the
-        read-modify-write of one acc_bits accumulator (shared by
-        accumulations_per_writeback products). Throughput is the whole macro's."""
-        return self._mac()
+        """One PV product (input_bits x input_bits multiply), plus for near_memory its
+        add into the lane register and for rmw_per_product its add at the sense amps.
+        The accumulator's array access is ``read``/``write``. Throughput: all lanes."""
+        return ActionCost(energy=self._mac_energy, throughput=self.lanes * self.frequency,
+                          latency=1 / self.frequency)
 
     @action
     def accumulate(self) -> ActionCost:
         """Alias of ``compute``."""
-        return self._mac()
+        return self.compute()
 
     @action
     def rescale(self) -> ActionCost:
         """Multiply ONE stored accumulator by a scale_bits scalar (online-softmax
-        correction exp(m_old - m_new)): read-modify-write of acc_bits plus an
-        acc_bits x scale_bits multiply. All accumulators in parallel, scale_bits cycles."""
-        return ActionCost(
-            energy=self._rmw_energy + self._scale_mult_energy,
-            throughput=self.n_accumulators / self.scale_bits * self.frequency,
-            latency=self.scale_bits / self.frequency,
-        )
+        correction exp(m_old - m_new)). near_memory: fused into the KV block's
+        write-back, only the multiply, no extra cycles. Otherwise: an acc_bits x
+        scale_bits multiply in a lane plus a read-modify-write of the accumulator, a row
+        of cols / acc_bits accumulators per row read + row write."""
+        if self.circuit == "near_memory":
+            return ActionCost(energy=self._rescale_energy, throughput=math.inf, latency=0.0)
+        per_cycle = (self.cols // self.acc_bits) * self.row_ops_per_cycle / 2
+        return ActionCost(energy=self._rescale_energy, throughput=per_cycle * self.frequency,
+                          latency=2 / self.frequency)
 
     @action(bits_per_action="cols")
     def write(self) -> ActionCost:
-        """Write one ``cols``-bit row through the macro port (e.g. initialize O)."""
-        return ActionCost(
-            energy=self._write_energy, throughput=self.frequency, latency=1 / self.frequency
-        )
+        """Write one ``cols``-bit row of accumulators (an accumulation's write-back)."""
+        return ActionCost(energy=self.cols * self._write_bit,
+                          throughput=self.row_ops_per_cycle * self.frequency,
+                          latency=1 / self.frequency)
 
     @action(bits_per_action="cols")
     def read(self) -> ActionCost:
-        """Read one ``cols``-bit row through the macro port (e.g. final O readout)."""
-        return ActionCost(
-            energy=self._read_energy, throughput=self.frequency, latency=1 / self.frequency
-        )
+        """Read one ``cols``-bit row of accumulators (for an accumulation, or the final
+        read-out of O)."""
+        return ActionCost(energy=self.cols * self._read_bit,
+                          throughput=self.row_ops_per_cycle * self.frequency,
+                          latency=1 / self.frequency)

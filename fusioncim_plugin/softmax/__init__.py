@@ -3,10 +3,24 @@ orders, real SmolLM2 score traces, a fitted synthetic model for long contexts.
 
 numpy only at run time; ``capture`` needs torch/transformers (imported inside ``main``).
 """
-from .exact import online_softmax, softmax_reference, threshold_rescales
-from .policies import ORDER_POLICIES, get_policy, register_policy
-from .profile import RescaleProfile, rescale_profile
-from .rescale import TileContext, TraceCounts, count_rescales, count_trace
+# Names resolve on first use, so that `fusioncim --help` and the CLI's other commands
+# do not import numpy through this package.
+_WHERE = {
+    "online_softmax": "exact", "softmax_reference": "exact", "threshold_rescales": "exact",
+    "ORDER_POLICIES": "policies", "get_policy": "policies", "register_policy": "policies",
+    "RescaleProfile": "profile", "rescale_profile": "profile",
+    "TileContext": "rescale", "TraceCounts": "rescale", "count_rescales": "rescale",
+    "count_trace": "rescale",
+}
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "ORDER_POLICIES", "RescaleProfile", "TileContext", "TraceCounts", "count_rescales",

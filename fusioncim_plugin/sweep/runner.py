@@ -13,7 +13,8 @@ Within a worker process three caches persist across chunks:
   (an override equal to the spec default, a softmax order on a design that does not fuse
   softmax, "default" vs the design's own order) reuse the first result.
 
-``cache=False`` clears all three before every point (for measuring what they save).
+``cache=False`` clears all three before every point and bypasses the on-disk spec cache
+(``fusioncim_plugin.spec_cache``), for measuring what they save.
 
 Durability: only the parent process writes the CSV. Each finished chunk's rows are
 appended and flushed at once, so Ctrl-C or a killed worker loses no finished point;
@@ -179,6 +180,9 @@ def evaluate_point(p: dict, arch_cols: list[str], *, memo: bool = True) -> tuple
 def run_chunk(points: list[dict], arch_cols: list[str], cache: bool = True):
     """Evaluate a chunk; returns (rows, stats). Runs in a worker (or in-process).
     ``cache=False``: every cache is cleared before every point."""
+    import contextlib
+
+    from .. import spec_cache
     from ..arch import _load_arch
 
     t0 = time.perf_counter()
@@ -187,7 +191,8 @@ def run_chunk(points: list[dict], arch_cols: list[str], cache: bool = True):
         if not cache:
             clear_caches()
         m0 = _load_arch.cache_info().misses
-        out, hit = evaluate_point(p, arch_cols, memo=cache)
+        with contextlib.nullcontext() if cache else spec_cache.disabled():  # on-disk too
+            out, hit = evaluate_point(p, arch_cols, memo=cache)
         hits += hit
         loads += _load_arch.cache_info().misses - m0
         rows.append({**p, **out})

@@ -31,11 +31,8 @@ Everything is checked (pydantic) before any point runs; the first problem raises
 from __future__ import annotations
 
 import difflib
-import functools
 import itertools
-import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -56,87 +53,14 @@ class SweepError(ValueError):
 
 # ----------------------------------------------------------------- arch-spec variables
 
-@dataclass(frozen=True)
-class ArchVar:
-    name: str
-    default: Any  # None: no default in the spec (a required variable)
-    kind: str  # int | float | bool | str | any
-    spec: str  # file that declares it
-
-
-def _kind(v) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, str):
-        return "str"
-    return "any"
-
-
-@functools.lru_cache(maxsize=32)
-def arch_variables(spec: str) -> dict[str, ArchVar]:
-    """The sweepable Jinja variables of arch spec ``spec`` (stem in arch_specs/ or path):
-    name -> :class:`ArchVar`, read from the template's syntax tree (jinja2), following
-    ``{% include %}``s."""
-    import jinja2
-    import jinja2.meta
-    from jinja2 import nodes
-
-    from ..arch import arch_path
-
-    path = arch_path(spec)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(path.parent)))
-
-    def walk(name: str, forced: frozenset, seen: tuple) -> dict[str, ArchVar]:
-        if name in seen:
-            return {}
-        src = env.loader.get_source(env, name)[0]
-        ast = env.parse(src)
-        declared: dict[str, ArchVar] = {}
-        local_forced = set(forced)
-        for a in ast.find_all(nodes.Assign):
-            if not isinstance(a.target, nodes.Name):
-                continue
-            var, val = a.target.name, a.node
-            if (isinstance(val, nodes.Filter) and val.name == "default"
-                    and isinstance(val.node, nodes.Name) and val.node.name == var):
-                default = val.args[0].value if val.args and isinstance(val.args[0], nodes.Const) \
-                    else None
-                declared.setdefault(var, ArchVar(var, default, _kind(default), name))
-            else:
-                local_forced.add(var)
-        out: dict[str, ArchVar] = {}
-        for child in jinja2.meta.find_referenced_templates(ast):
-            if child:
-                out.update(walk(child, frozenset(local_forced), seen + (name,)))
-        out.update(declared)  # the including spec's default wins (it is set first)
-        for var in jinja2.meta.find_undeclared_variables(ast):
-            if var not in out and var not in env.globals:
-                out[var] = ArchVar(var, None, "any", name)
-        for var in local_forced:
-            if var not in declared:
-                out.pop(var, None)
-        return out
-
-    return dict(sorted(walk(path.name, frozenset(), ()).items()))
+# Names, types and ranges of arch variables: one path for every caller.
+from ..variables import ArchVar, VariableError, arch_variables, check_value  # noqa: E402,F401
 
 
 # ------------------------------------------------------------------------ value checks
 
 PosInt = Annotated[int, Field(strict=True, gt=0)]
-PosFloat = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
-_ADAPTERS = {
-    "int": TypeAdapter(PosInt), "float": TypeAdapter(PosFloat),
-    "bool": TypeAdapter(Annotated[bool, Field(strict=True)]),
-    "str": TypeAdapter(Annotated[str, Field(strict=True, min_length=1)]),
-    "any": TypeAdapter(Annotated[bool | int | float | str, Field(union_mode="left_to_right")]),
-}
-_KIND_TEXT = {"int": "a positive integer", "float": "a positive finite number",
-              "bool": "true or false", "str": "a non-empty string",
-              "any": "a number, string or boolean"}
+_ADAPTERS = {"int": TypeAdapter(PosInt), "bool": TypeAdapter(Annotated[bool, Field(strict=True)])}
 _BASE_TEXT = {"seq_len": "a positive integer (tokens)", "batch": "a positive integer",
               "causal": "true or false", "phase": "prefill or decode"}
 
@@ -285,20 +209,16 @@ class SweepSpec(BaseModel):
         specs = sorted({get_design(d).arch for d in self._designs()})
 
         def check(label, k, v):
-            try:
-                if k in BASE_PARAMS:
+            if k in BASE_PARAMS:
+                try:
                     return _check_base(k, v)
-                var = next(arch_variables(s)[k] for s in specs if k in arch_variables(s))
-                out = _ADAPTERS[var.kind].validate_python(v)
-                if var.kind == "any" and isinstance(out, float) and not math.isfinite(out):
-                    raise ValueError("must be finite")
-                return out
-            except (ValueError, ValidationError) as e:
-                what = f" ({k} is {_BASE_TEXT[k]})" if k in _BASE_TEXT else ""
-                if k not in BASE_PARAMS:
-                    what = (f" ({k} is {_KIND_TEXT[var.kind]} in {var.spec}"
-                            + (f", default {var.default!r})" if var.default is not None else ")"))
-                raise ValueError(f"{label}: value {v!r}: {_describe(e)}{what}") from None
+                except (ValueError, ValidationError) as e:
+                    what = f" ({k} is {_BASE_TEXT[k]})" if k in _BASE_TEXT else ""
+                    raise ValueError(f"{label}: value {v!r}: {_describe(e)}{what}") from None
+            try:
+                return check_value(next(s for s in specs if k in arch_variables(s)), k, v)
+            except VariableError as e:
+                raise ValueError(f"{label}: value {v!r}: {e.reason} ({e.allowed})") from None
 
         self.fixed = {k: check(f"fixed {k!r}", k, v) for k, v in self.fixed.items()}
         self.axes = {k: [check(f"axis {k!r}", k, v) for v in vs] for k, vs in self.axes.items()}
