@@ -225,14 +225,21 @@ def _evaluated(res) -> Evaluated:
 
 def evaluate_looptree(data: dict, mapping: Path | str, *, arch: str = "fusioncim",
                       overrides: dict | None = None,
-                      block_q_rows: int | None = None) -> Evaluated:
-    """AccelForge's model of one LoopTree file (e.g. the mapper's output read back)."""
+                      block_q_rows: int | None = None, costed=None) -> Evaluated:
+    """AccelForge's model of one LoopTree file (e.g. the mapper's output read back).
+
+    ``costed``: the ``Mappings`` of a mapper run on the same arch spec, overrides and
+    shape; its per-Einsum costed specs are reused instead of costing the components
+    again (AccelForge's own detailed evaluation of the mapper's result does the same).
+    Runs in this process: one LoopTree is too little work for worker processes."""
     from accelforge.model.main import evaluate_mapping
 
     d = dict(data) | ({"BLOCK_Q": block_q_rows} if block_q_rows else {})
     spec, _ = fusioncim_spec(d, arch=arch, overrides=overrides, mapping=mapping)
-    with scratch_dir():
-        return _evaluated(evaluate_mapping(spec))
+    reuse = {} if costed is None else dict(flattened_arches=costed.flattened_arches,
+                                           evaluated_specs=costed.evaluated_specs)
+    with scratch_dir(), af_jobs(1):
+        return _evaluated(evaluate_mapping(spec, **reuse))
 
 
 def _design(design: str):
@@ -287,7 +294,7 @@ def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy
     if hand_file.exists():
         br = block_q(wl, arch, overrides)
         hand = evaluate_looptree(data, hand_file, arch=arch, overrides=overrides,
-                                 block_q_rows=br)
+                                 block_q_rows=br, costed=mappings)
     else:
         notes.append(f"design {design!r} has no hand-written LoopTree ({hand_file.name}); "
                      f"nothing to compare with")

@@ -113,3 +113,15 @@ def test_cli_map_bad_input(argv, msg, capsys):
     assert main(argv + ["--seq-len", "128"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and msg in err
+
+
+def test_hand_looptree_reusing_the_mappers_costs_equals_a_fresh_evaluation(runs):
+    """run_mapper evaluates the hand LoopTree with the mapper run's costed per-Einsum
+    specs (no second component costing): every energy and the latency must equal a
+    standalone evaluation that costs the spec itself."""
+    from fusioncim_plugin.arch import MAPPING_DIR
+
+    r = runs[0]
+    fresh = evaluate_looptree(shape_data(WL, **SMALL), MAPPING_DIR / "qo_stationary.yaml",
+                              block_q_rows=r.hand_block_q)
+    assert fresh == r.hand  # energy, latency, per component, per action: exactly
