@@ -18,10 +18,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-ARCH_DIR = Path(os.environ.get("FUSIONCIM_ARCH_SPECS", REPO / "arch_specs"))
-WORKLOAD_DIR = REPO / "workloads"
-MAPPING_DIR = REPO / "mappings"
+from ._data import REPO, data_dir  # noqa: E402  (REPO: the source tree, for tests)
+
+ARCH_DIR = Path(os.environ.get("FUSIONCIM_ARCH_SPECS", data_dir("arch_specs")))
+WORKLOAD_DIR = data_dir("workloads")
+MAPPING_DIR = data_dir("mappings")
 
 
 class SpecError(ValueError):

@@ -6,6 +6,7 @@
   fusioncim softmax-stats | trace capture          (fusioncim_plugin/softmax/cli.py)
   fusioncim sweep sweep.yaml | pareto results.csv  (fusioncim_plugin/sweep/)
   fusioncim map | stock                            (fusioncim_plugin/stock.py)
+  fusioncim referee                                (fusioncim_plugin/referee.py)
 
 Bad input (unknown model/design, non-positive sizes, malformed specs) prints one line
 naming the field and what is allowed, and exits with status 2.
@@ -20,7 +21,7 @@ import sys
 from pydantic import ValidationError
 
 
-SUBCOMMAND_MODULES = [".softmax.cli", ".sweep", ".stock"]
+SUBCOMMAND_MODULES = [".softmax.cli", ".sweep", ".stock", ".referee"]
 
 
 def _overrides(items: list[str]) -> dict:
@@ -37,7 +38,10 @@ def _overrides(items: list[str]) -> dict:
 
 
 def _workload_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="llama3-8b", help="llama3-8b | llama3-70b")
+    p.add_argument("--model", default="llama3-8b",
+                   help="a built-in model (models/: llama3-8b, llama3-70b, llama3.1-8b, "
+                        "llama3.1-70b, llama3.1-405b, llama3.2-1b, llama3.2-3b) or a path to "
+                        "a Hugging Face style config.json / YAML")
     p.add_argument("--phase", default="prefill", help="prefill | decode")
     p.add_argument("--seq-len", default="4096", help="tokens (prefill) / KV-cache length (decode)")
     p.add_argument("--batch", default="1")
@@ -118,7 +122,8 @@ def cmd_compare(a) -> int:
     from .report import compare, format_compare
 
     rs = compare(_workload(a), overrides=_overrides(a.set), softmax_order=_order(a),
-                 metric=a.metric, preset=a.preset)
+                 metric=a.metric, preset=a.preset, arch=a.arch,
+                 baseline_arch=a.baseline_arch)
     if a.json:
         print(json.dumps([r.model_dump() for r in rs], indent=2))
     else:
@@ -132,15 +137,34 @@ def cmd_reproduce(a) -> int:
     from .report import reproduce
 
     t = time.time()
-    out = reproduce(a.out, progress=not a.quiet, preset=a.preset, metric=a.metric)
+    out = reproduce(a.out, progress=not a.quiet, preset=a.preset, metric=a.metric,
+                    arch=a.arch, baseline_arch=a.baseline_arch)
     print((out / "summary.md").read_text())
     print(f"wrote {out}/results.csv, results.json, summary.md and PNG plots "
           f"in {time.time() - t:.1f} s")
     return 0
 
 
+def _arch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default=None, help="arch spec (path or arch_specs/ stem) for "
+                   "the FusionCIM designs (fusioncim, hybrid-qo, hybrid) instead of "
+                   "fusioncim.yaml, e.g. one that plugs in your own macro")
+    p.add_argument("--baseline-arch", default=None, help="arch spec for the IP-CIM "
+                   "baselines instead of ipcim_baseline.yaml")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hwcomponents-fusioncim")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fusioncim", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"fusioncim {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("evaluate", help="evaluate one design on one workload")
     e.add_argument("--design", default="fusioncim", help="one of: fusioncim, hybrid-qo, "
@@ -151,9 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
     c = sub.add_parser("compare", help="all designs on one workload, relative to FusionCIM")
     _workload_args(c)
+    _arch_args(c)
     c.set_defaults(func=cmd_compare)
     r = sub.add_parser("reproduce", help="the paper-style evaluation: CSV, JSON, plots, summary")
-    r.add_argument("--out", default="results")
+    r.add_argument("--out", default="results", help="output directory (created)")
+    _arch_args(r)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     _preset_args(r)
     r.set_defaults(preset="paper")
@@ -175,10 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as e:
         for err in e.errors():
             field = ".".join(str(x) for x in err["loc"]) or "input"
-            print(f"error: {field.replace('_', '-')}: {err['msg']}", file=sys.stderr)
+            msg = err["msg"].removeprefix("Value error, ")
+            print(f"error: {field.replace('_', '-')}: {msg}", file=sys.stderr)
         return 2
     except (SpecError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file named on the command line that cannot be read/written
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2
 
 

@@ -337,22 +337,32 @@ def qo_space(arch: Arch, wl: Workload) -> dict[str, list]:
 def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
     """Linear layers on the IP-CIM macros in the usual weight-stationary CIM mode.
 
-    Per weight matrix (din x dout): the weights are written into the arrays once per
-    forward pass (tile by tile) and every token streams through each tile; a tile holds
-    ``n_ip_macros * macro_cols / data_bits`` output columns, so the input activations are
-    read from the buffer once per column tile. Activations come from / go to DRAM once
-    (they do not fit the buffer at prefill lengths). Partial sums across row tiles stay
-    in the macros' accumulators (assumption). This is the common substrate of all
-    designs; it only serves the system-level (whole layer) figure. The Einsums are
+    Per weight matrix (din x dout): the weights are written into the arrays tile by
+    tile and every token streams through each tile; a tile holds ``macro_rows`` input
+    rows x ``n_ip_macros * macro_cols / data_bits`` output columns, so the input
+    activations are read from the buffer once per column tile. Activations come from /
+    go to DRAM once. The macros accumulate one row tile's dot products; across the
+    ``ceil(din / macro_rows)`` row tiles the partial sums (ACC_BITS each) go through the
+    global buffer: written after every row tile but the last, read back before every
+    one but the first. When a column tile's partial sums for all tokens exceed the
+    buffer, the tokens are processed in blocks that fit and the weights are fetched
+    (DRAM, buffer, array write) once per token block. This is the common substrate of
+    all designs; it only serves the system-level (whole layer) figure. The Einsums are
     those of workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y).
     """
     c = Counts()
     db = arch.var("data_bits")
+    acc, glb = arch.var("acc_bits"), arch.var("glb_bytes") * 8
     cols_per_tile = max(1, arch.var("n_ip_macros") * arch.var("macro_cols") // db)
     T = wl.tokens
     for name, (din, dout) in wl.linear_weights().items():
-        w_bits = din * dout * db
         col_tiles = math.ceil(dout / cols_per_tile)
+        row_tiles = math.ceil(din / arch.var("macro_rows"))
+        psum_bits = (row_tiles - 1) * T * dout * acc  # written, and read back, once each
+        c.add("GlobalBuffer", "write", f"{name}_psum", psum_bits)
+        c.add("GlobalBuffer", "read", f"{name}_psum", psum_bits)
+        token_blocks = math.ceil(T * min(dout, cols_per_tile) * acc / glb) if row_tiles > 1 else 1
+        w_bits = din * dout * db * token_blocks  # weights fetched once per token block
         c.add("DRAM", "read", name, w_bits)
         c.add("DRAM", "read", "X", T * din * db)
         c.add("DRAM", "write", "Y", T * dout * db)

@@ -77,6 +77,14 @@ BASELINES = ("dcim", "trancim-like", "ipcim-fused")
 ALIASES = {"ipcim-unfused": "dcim"}
 
 
+def design_arch(design: str, arch: str | None = None,
+                baseline_arch: str | None = None) -> str | None:
+    """The arch spec ``design`` runs on when a caller plugs in its own: ``arch`` replaces
+    FusionCIM's spec (the designs on ``fusioncim``), ``baseline_arch`` the IP-CIM
+    baselines' (None: the design's own)."""
+    return (arch if get_design(design).arch == "fusioncim" else baseline_arch) or None
+
+
 def get_design(name: str) -> Design:
     name = ALIASES.get(name, name)
     if name not in DESIGNS:

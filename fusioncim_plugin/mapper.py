@@ -197,6 +197,7 @@ class MapResult:
     hand_block_q: int | None
     hand: Evaluated | None
     notes: list[str] = field(default_factory=list)
+    explanation: list[str] = field(default_factory=list)  # evaluate vs AccelForge, named
 
     @property
     def reduced(self) -> bool:
@@ -242,6 +243,20 @@ def evaluate_looptree(data: dict, mapping: Path | str, *, arch: str = "fusioncim
         return _evaluated(evaluate_mapping(spec, **reuse))
 
 
+def buffer_need_bits(data: dict, arch: str, overrides: dict | None, br: int) -> tuple[int, int]:
+    """Global-buffer bits the hand LoopTree needs: (K/V of a KV head resident + the Q/O
+    tile, one K/V block streamed + the Q/O tile) - what mappings/*.yaml stage there."""
+    a = load_arch(arch, overrides)
+    e, db = data["HEAD_DIM"], a.var("data_bits")
+    tile = 2 * br * e * db  # Q and O tile
+    return tile + 2 * data["N_KEYS"] * e * db, tile + 2 * a.var("block_kv") * e * db
+
+
+def _glb_fix(need_bits: int) -> str:
+    kib = -(-need_bits // (8 * 1024))
+    return f"--set GLB_BYTES={kib * 1024}"
+
+
 def _design(design: str):
     from .designs import get_design
 
@@ -280,25 +295,46 @@ def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy
     spec, spec_notes = fusioncim_spec(data, arch=arch, overrides=overrides)
     notes += spec_notes
     spec.mapper.metrics = af_metric
+    hand_file = MAPPING_DIR / f"{d.mapping}.yaml"
+    br = block_q(wl, arch, overrides)
+    resident, streamed = buffer_need_bits(data, arch, overrides, br)
+    glb = load_arch(arch, overrides).var("glb_bytes") * 8
     with scratch_dir(), af_jobs(jobs):
         t0 = time.perf_counter()
-        mappings = spec.map_workload_to_arch(print_progress=False)
+        try:
+            mappings = spec.map_workload_to_arch(print_progress=False)
+        except Exception as e:  # AccelForge: "No mappings found for P <--> O" and kin
+            raise ValueError(_no_mapping(e, glb, streamed)) from None
         wall = time.perf_counter() - t0
         if len(mappings) < 1:
-            raise ValueError("the mapper found no valid mapping for this spec/shape")
+            raise ValueError(_no_mapping(None, glb, streamed))
         best = _evaluated(mappings)
         tree = mappings.mapping()
 
-    hand_file = MAPPING_DIR / f"{d.mapping}.yaml"
-    hand = br = None
-    if hand_file.exists():
-        br = block_q(wl, arch, overrides)
-        hand = evaluate_looptree(data, hand_file, arch=arch, overrides=overrides,
-                                 block_q_rows=br, costed=mappings)
+    hand = None
+    if hand_file.exists() and streamed > glb:
+        notes.append(f"hand LoopTree not evaluated: its Q/O tile and one K/V block need "
+                     f"{-(-streamed // 8)} B of global buffer, GLB_BYTES={glb // 8} B; "
+                     f"{_glb_fix(streamed)} evaluates it")
+    elif hand_file.exists():
+        kv_streamed = resident > glb
+        if kv_streamed:
+            notes.append(
+                f"hand LoopTree: K/V of a KV head and the Q/O tile need "
+                f"{resident / 8 / 2**20:.2f} MiB, the global buffer "
+                f"holds {glb / 8 / 2**20:.2f} MiB: evaluated with K/V staged per KV block per Q "
+                f"tile (KV_STREAMED; `fusioncim evaluate` keeps what fits resident); "
+                f"{_glb_fix(resident)} keeps them all resident")
+        hand = evaluate_looptree(data | {"KV_STREAMED": kv_streamed}, hand_file, arch=arch,
+                                 overrides=overrides, block_q_rows=br, costed=mappings)
     else:
         notes.append(f"design {design!r} has no hand-written LoopTree ({hand_file.name}); "
                      f"nothing to compare with")
     ranks = _ranks(data)
+    explanation = []
+    if hand is not None and ranks == full and wl.phase == "prefill" \
+            and Path(arch_path(arch)).resolve() == Path(arch_path(d.arch)).resolve():
+        explanation = evaluate_vs_accelforge(design, wl, overrides)
     header = (f"Best mapping found by AccelForge's FFM mapper (metric: {metric}) for one "
               f"layer's attention of {wl.model} {wl.phase}, seq_len {wl.seq_len}, batch "
               f"{wl.batch}, non-causal;\nrank sizes {ranks}; design {design}, arch spec "
@@ -312,7 +348,42 @@ def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy
         best=best,
         looptree=looptree_yaml(tree, header),
         hand_mapping=hand_file.stem if hand is not None else None, hand_block_q=br,
-        hand=hand, notes=notes)
+        hand=hand, notes=notes, explanation=explanation)
+
+
+def evaluate_vs_accelforge(design: str, wl: Workload, overrides: dict | None) -> list[str]:
+    """Why `fusioncim evaluate` reports other numbers than AccelForge's model of the same
+    LoopTree: the causal mask and the online-softmax rescale (closed form only), then the
+    named corrections of fusioncim_plugin.referee on the mapped (non-causal) shape."""
+    from .evaluation import evaluate
+    from .referee import explain, referee
+
+    flat = wl.model_copy(update={"causal": False})
+    r = referee(design, flat, overrides)
+    d = evaluate(design, wl.model_copy(update={"causal": True}), overrides=overrides)
+    n = evaluate(design, flat, overrides=overrides)
+    rows = [("fusioncim evaluate (its defaults: causal, rescale)", d.attention),
+            ("  ... --no-causal (rescale on; the shape mapped)", n.attention)]
+    out = ["why `fusioncim evaluate` reports other numbers for this shape:"]
+    out += [f"  {k:<52}{c.energy_j:>12.4e} J{c.latency_s:>12.4e} s" for k, c in rows]
+    out.append(f"  {'  ... --no-causal --softmax-order none (referee)':<52}"
+               f"{sum(r.ours[k] * r.arch.energy(k[0], k[1]) for k in r.ours) + r.ours_leak_energy:>12.4e} J"
+               f"{r.ours_total_latency:>12.4e} s")
+    out.append(f"  {'AccelForge, hand LoopTree (as above)':<52}"
+               f"{sum(r.af.energy.values()) + r.af.leak_energy:>12.4e} J{r.af.total_latency:>12.4e} s")
+    out += ["  " + x for x in explain(r)]
+    out.append(f"  (full table: fusioncim referee --design {design} --model {wl.model} "
+               f"--seq-len {wl.seq_len})")
+    return out
+
+
+def _no_mapping(e: Exception | None, glb: int, need: int) -> str:
+    why = f" ({' '.join(str(e).split())[:200]})" if e is not None else ""
+    if need > glb:
+        return (f"map: no mapping fits the global buffer: GLB_BYTES={glb // 8} B holds less "
+                f"than one Q/O tile and one K/V block ({-(-need // 8)} B); "
+                f"{_glb_fix(need)} or a smaller BLOCK_KV / N_IP_MACROS fixes it{why}")
+    return f"map: AccelForge's mapper found no valid mapping for this spec and shape{why}"
 
 
 def _pct(a: float, b: float) -> str:
@@ -358,4 +429,6 @@ def format_result(r: MapResult, top: int = 8) -> str:
         else:
             lines += ["", "per-action energies identical to the hand LoopTree's"]
     lines += [f"note: {n}" for n in r.notes]
+    if r.explanation:
+        lines += [""] + r.explanation
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import csv
 import json
 from pathlib import Path
 
-from .designs import BASELINES, DESIGNS
+from .designs import BASELINES, DESIGNS, design_arch
 from .evaluation import Result, evaluate
 from .presets import PAPER_GRID, preset_overrides
 from .workload import Workload
@@ -43,11 +43,14 @@ DECODE_LENS = EXTENDED["decode"]["llama3-8b"]
 
 def compare(wl: Workload, overrides: dict | None = None, designs: list[str] | None = None,
             softmax_order: str | None = "default", metric: str = "edp",
-            preset: str | None = None) -> list[Result]:
+            preset: str | None = None, arch: str | None = None,
+            baseline_arch: str | None = None) -> list[Result]:
     """Every design on ``wl``, each at its own best ``metric``; ``softmax_order`` as in
-    evaluate() (designs that do not fuse online softmax ignore it)."""
+    evaluate() (designs that do not fuse online softmax ignore it); ``arch`` /
+    ``baseline_arch`` as in designs.design_arch (e.g. a spec that plugs in your own
+    macro)."""
     return [evaluate(d, wl, overrides=overrides, softmax_order=softmax_order, metric=metric,
-                     preset=preset)
+                     preset=preset, arch=design_arch(d, arch, baseline_arch))
             for d in (designs or list(DESIGNS))]
 
 
@@ -107,17 +110,35 @@ def _row(r: Result) -> dict:
     return row
 
 
+def output_dir(out: str | Path) -> Path:
+    """``out`` created and writable, or ValueError naming it and the fix."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file; give a directory (it will hold "
+                         f"results.csv, results.json, summary.md and the PNG plots)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".fusioncim-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--out {str(out)!r}: cannot write there ({e.strerror or e}); "
+                         f"choose a writable directory") from None
+    return out
+
+
 def reproduce(out: str | Path = "results", progress: bool = True, preset: str | None = "paper",
-              metric: str = "edp") -> Path:
+              metric: str = "edp", arch: str | None = None,
+              baseline_arch: str | None = None) -> Path:
     """The paper preset on the paper's grid (LLaMA-3-8B prefill 256-8192), then our
     extended grid (longer contexts, 70B, decode) on the same hardware: results.csv,
     results.json, PNG plots and summary.md."""
     from tqdm import tqdm
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out)
     jobs = [(d, wl) for wl in paper_grid() + extended_grid() for d in DESIGNS]
-    results = [evaluate(d, wl, preset=preset, metric=metric)
+    results = [evaluate(d, wl, preset=preset, metric=metric,
+                        arch=design_arch(d, arch, baseline_arch))
                for d, wl in tqdm(jobs, desc="reproduce", unit="eval", disable=not progress)]
     rows = [_row(r) for r in results]
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], k))

@@ -23,7 +23,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_VAR = "FUSIONCIM_ENERGY_TABLES"
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "energy_tables"
+from fusioncim_plugin._data import data_dir  # noqa: E402
+
+DEFAULT_DIR = data_dir("energy_tables")
 
 
 class TableError(ValueError):
@@ -57,6 +59,9 @@ class Table(BaseModel):
     description: str
     reference_point: dict[str, Entry]
     entries: dict[str, Entry]
+    # Optional: configurations queried from a model (e.g. CACTI) and its results, one
+    # dict of numbers per row; the description names the tool and the command.
+    cacti_queries: list[dict[str, float]] = Field(default_factory=list)
     path: Path = Field(default=Path("<memory>"), exclude=True)
 
     def _get(self, section: str, key: str, unit: str | None) -> Entry:

@@ -1,6 +1,7 @@
 """Workloads: LLaMA-3 attention (and the rest of the layer) as shapes and closed forms.
 
-Inputs: a model name from ``MODELS``, a phase (``prefill`` or ``decode``), the sequence
+Inputs: a model name from ``MODELS`` (the configs in ``models/``) or a path to a
+Hugging Face style ``config.json`` / small YAML, a phase (``prefill`` or ``decode``), the sequence
 length and the batch size. Outputs: a validated :class:`Workload` with the attention
 shapes (GQA), the closed-form MAC counts every design must reproduce, and the
 ``jinja_parse_data`` that instantiates ``workloads/attention.yaml`` in AccelForge.
@@ -12,9 +13,11 @@ Decode: one new query row per sequence attends to all ``seq_len`` cached keys.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
+                      field_validator)
 
 
 class ModelConfig(BaseModel):
@@ -31,24 +34,90 @@ class ModelConfig(BaseModel):
     source: str
 
 
-MODELS: dict[str, ModelConfig] = {
-    m.name: m
-    for m in [
-        ModelConfig(name="llama3-8b", layers=32, hidden=4096, q_heads=32, kv_heads=8,
-                    head_dim=128, ffn=14336,
-                    source="Meta-Llama-3-8B config.json (PAPER.md table)"),
-        ModelConfig(name="llama3-70b", layers=80, hidden=8192, q_heads=64, kv_heads=8,
-                    head_dim=128, ffn=28672,
-                    source="Meta-Llama-3-70B config.json (PAPER.md table)"),
-    ]
-}
+# Fields a model config must give: ours (small YAML) or the Hugging Face config.json names.
+CONFIG_FIELDS = {"layers": "num_hidden_layers", "hidden": "hidden_size",
+                 "q_heads": "num_attention_heads", "kv_heads": "num_key_value_heads",
+                 "head_dim": "head_dim", "ffn": "intermediate_size"}
+
+
+def load_model_config(path, name: str | None = None) -> ModelConfig:
+    """A :class:`ModelConfig` from a Hugging Face style ``config.json`` or a small YAML
+    with our field names (``layers, hidden, q_heads, kv_heads, head_dim, ffn``).
+    ``head_dim`` defaults to hidden / q_heads, as in Hugging Face's LlamaConfig; every
+    other field is required (ValueError naming it)."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+        doc = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except FileNotFoundError:
+        raise ValueError(f"model config {str(p)!r} not found") from None
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise ValueError(f"model config {p.name}: not valid "
+                         f"{'JSON' if p.suffix == '.json' else 'YAML'}: "
+                         f"{' '.join(str(e).split())}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"model config {p.name}: expected a mapping of fields")
+    out = {}
+    for ours, hf in CONFIG_FIELDS.items():
+        v = doc.get(ours, doc.get(hf))
+        if v is None and ours == "head_dim":
+            q, h = doc.get("q_heads", doc.get("num_attention_heads")), \
+                doc.get("hidden", doc.get("hidden_size"))
+            v = h // q if isinstance(h, int) and isinstance(q, int) and q else None
+        if v is None:
+            raise ValueError(f"model config {p.name}: missing field {hf!r} (or {ours!r}); "
+                             f"needed: {', '.join(CONFIG_FIELDS.values())}")
+        out[ours] = v
+    try:
+        cfg = ModelConfig(name=name or doc.get("name") or p.stem, **out,
+                          source=str(doc.get("_source") or doc.get("source") or p.name))
+    except ValidationError as e:
+        err = e.errors()[0]
+        f = str(err["loc"][0])
+        raise ValueError(f"model config {p.name}: {CONFIG_FIELDS.get(f, f)} = "
+                         f"{err.get('input')!r}: {err['msg']}") from None
+    if cfg.q_heads % cfg.kv_heads:
+        raise ValueError(f"model config {p.name}: num_attention_heads {cfg.q_heads} is not a "
+                         f"multiple of num_key_value_heads {cfg.kv_heads} (GQA groups)")
+    return cfg
+
+
+def _shipped_models() -> dict[str, ModelConfig]:
+    from ._data import data_dir
+
+    return {p.stem: load_model_config(p) for p in sorted(data_dir("models").glob("*.json"))}
+
+
+# Built-in names: the configs in models/ (official Hugging Face config.json shape fields).
+MODELS: dict[str, ModelConfig] = _shipped_models()
+
+
+def get_model(name: str) -> ModelConfig:
+    """A built-in model name, or a path to a config file (.json / .yaml / .yml)."""
+    if name in MODELS:
+        return MODELS[name]
+    if str(name).endswith((".json", ".yaml", ".yml")):
+        return _model_from_file(str(name))
+    raise ValueError(f"unknown model {name!r}; allowed: {', '.join(sorted(MODELS))} or a "
+                     f"path to a Hugging Face style config.json / a YAML with "
+                     f"{', '.join(CONFIG_FIELDS)}")
+
+
+@functools.lru_cache(maxsize=64)
+def _model_from_file(path: str) -> ModelConfig:
+    return load_model_config(path)
 
 
 class Workload(BaseModel):
     """One layer of a model in one phase; ``evaluate`` reports per layer and per model."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    model: str = Field(description=f"one of {sorted(MODELS)}")
+    model: str = Field(description="a name in MODELS or a path to a model config file")
     phase: Literal["prefill", "decode"] = "prefill"
     seq_len: PositiveInt = Field(4096, description="prompt length (prefill) or KV-cache length (decode)")
     batch: PositiveInt = 1
@@ -57,8 +126,7 @@ class Workload(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        if v not in MODELS:
-            raise ValueError(f"unknown model {v!r}; allowed: {', '.join(sorted(MODELS))}")
+        get_model(v)  # a built-in name or a readable, complete config file
         return v
 
     @field_validator("seq_len", "batch", mode="before")
@@ -72,7 +140,7 @@ class Workload(BaseModel):
     # ----- shapes -----------------------------------------------------------------
     @property
     def cfg(self) -> ModelConfig:
-        return MODELS[self.model]
+        return get_model(self.model)
 
     @property
     def group(self) -> int:

@@ -48,3 +48,19 @@ if grep -q "not found" <<<"$probe"; then
   cp "$tmp/main" "$NS/NeuroSim/main"
   rm -rf "$tmp"
 fi
+
+# hwcomponents-cacti 1.0.40 ships a CACTI binary linked against a newer glibc/libstdc++
+# than Debian 12 has; the global-buffer table (energy_tables/global_buffer.yaml, written
+# by scripts/cacti_global_buffer.py) and its test query CACTI through it. Rebuild it from
+# the sources shipped in the package (optimized build, ~2 min, g++).
+CD=$(.venv/bin/python -c 'import hwcomponents_cacti as m, os; print(os.path.dirname(m.__file__))')/cacti
+probe=$("$CD/cacti" 2>&1 || true)
+if grep -q "not found" <<<"$probe"; then
+  echo "setup: rebuilding CACTI for this machine's glibc"
+  tmp=$(mktemp -d)
+  cp -r "$CD"/* "$tmp"/
+  rm -rf "$tmp"/obj_dbg "$tmp"/obj_opt "$tmp"/cacti
+  make -C "$tmp" opt -j2 >"$tmp/make.log" 2>&1 || { tail -20 "$tmp/make.log" >&2; exit 1; }
+  cp "$tmp/obj_opt/cacti" "$CD/cacti"
+  rm -rf "$tmp"
+fi

@@ -51,6 +51,7 @@ def test_energy_recomputed_from_the_component_models():
         "IPCIMArray.write": IPCIMMacro(28e-9, 128, 128).write(bits_per_action=1).energy,
         "IPCIM_MAC.compute": IPCIMMacro(28e-9, 128, 128).compute().energy,
         "OPCIMArray.read": OPCIMMacro(28e-9, 128, 128, acc_bits=16).read(bits_per_action=1).energy,
+        "OPCIMArray.write": OPCIMMacro(28e-9, 128, 128, acc_bits=16).write(bits_per_action=1).energy,
         "OPCIM_MAC.compute": OPCIMMacro(28e-9, 128, 128, acc_bits=16).compute().energy,
     }
     arch = load_arch("fusioncim")
@@ -78,12 +79,12 @@ def test_fusioncim_latency_by_hand():
     cycles = 8 * 4 * 8 * (1024 * 128 + 128 + 128)
     assert r.latency_bounds_s["compute"] == pytest.approx(cycles / 200e6)
     # Buffer: Q and O staged (in + out), K and V written once per KV head and read once
-    # per Q tile, through 4 banks x 256 b per CACTI cycle (5.010594 ns).
+    # per Q tile, through 4 banks x 256 b per 200 MHz clock.
     q = HEADS * 1024 * E * 8
     kv_reads = 2 * HEADS * 8 * 1024 * E * 8  # K and V, per query head, 8 tiles
     kv_writes = 2 * 8 * 1024 * E * 8
     buffer_bits = 4 * q + kv_writes + kv_reads
-    assert r.latency_bounds_s["buffer"] == pytest.approx(buffer_bits / (4 * 256 / 5.010594e-9))
+    assert r.latency_bounds_s["buffer"] == pytest.approx(buffer_bits / (4 * 256 * 200e6))
 
 
 def test_fused_kv_stationary_hand_counts():
@@ -129,3 +130,25 @@ def test_flow_conservation(design, wl):
         assert c[f"DRAM.read[{t}]"] == c[f"GlobalBuffer.write[{t}]"], t
     assert c["GlobalBuffer.read[O]"] == c["DRAM.write[O]"] == c["DRAM.read[Q]"] \
         == HEADS * n_q * E * 8
+
+
+@pytest.mark.parametrize("tokens, blocks", [(512, 1), (4096, 2)])
+def test_linear_partial_sums_by_hand(tokens, blocks):
+    """Review item 6: a 4096 x 4096 projection on 24 IP-CIM macros (128 input rows x
+    24 * 16 = 384 output columns per tile) has 32 row tiles, so every output passes 31
+    partial sums (16 b) through the buffer: written 31 times, read back 31 times. At
+    4096 tokens one column tile's partial sums (4096 x 384 x 16 b = 3 MiB) exceed the
+    2 MiB buffer: the tokens run in 2 blocks and the weights are fetched twice."""
+    from fusioncim_plugin.dataflow import weight_stationary_linear
+    from fusioncim_plugin.evaluation import LINEAR_ARCH
+
+    hw = load_arch(LINEAR_ARCH, {"N_IP_MACROS": 24})
+    c = weight_stationary_linear(hw, Workload(model="llama3-8b", seq_len=tokens))
+    psum = 31 * tokens * 4096 * 16
+    assert c.total("GlobalBuffer", "write", "Wq_psum") == psum
+    assert c.total("GlobalBuffer", "read", "Wq_psum") == psum
+    w = 4096 * 4096 * 8
+    for comp, action in (("DRAM", "read"), ("GlobalBuffer", "write"), ("IPCIMArray", "write")):
+        assert c.total(comp, action, "Wq") == blocks * w
+    # W_down: 14336 input rows -> 112 row tiles, 111 partial sums per output
+    assert c.total("GlobalBuffer", "write", "W_down_psum") == 111 * tokens * 4096 * 16

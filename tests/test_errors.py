@@ -63,7 +63,7 @@ def test_seq_len_not_a_positive_integer(capsys, value, words):
 
 def test_unknown_model(capsys):
     err = run(capsys, "--model", "llama3-13b")
-    assert "model:" in err and "allowed: llama3-70b, llama3-8b" in err
+    assert "model:" in err and "allowed: llama3-70b, llama3-8b, llama3.1-405b" in err
 
 
 def test_unknown_design_and_arch(capsys):

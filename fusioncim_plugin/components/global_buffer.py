@@ -1,21 +1,65 @@
-"""Global buffer SRAM: numbers in energy_tables/global_buffer.yaml (one CACTI run)."""
+"""Global buffer SRAM: CACTI as configured, from the queries in energy_tables/global_buffer.yaml."""
 
 from __future__ import annotations
 
+import math
+
 from hwcomponents import ActionCost, ComponentModel, action
-from hwcomponents.scaling import cacti_depth_energy
 
 from fusioncim_plugin.components._util import pick, scale_tech_node
-from fusioncim_plugin.tables import load_table
+from fusioncim_plugin.tables import Table, load_table
+
+
+def _loglog(points: list[tuple[float, float]], x: float) -> float:
+    """Piecewise-linear interpolation in (log x, log y), extrapolating the end segments
+    (a single point: that value). Exact at the given points, continuous in x."""
+    pts = sorted(points)
+    if len(pts) == 1:
+        return pts[0][1]
+    i = 0
+    while i < len(pts) - 2 and x > pts[i + 1][0]:
+        i += 1
+    (x0, y0), (x1, y1) = pts[i], pts[i + 1]
+    t = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
+    return math.exp(math.log(y0) + t * (math.log(y1) - math.log(y0)))
+
+
+def cacti_lookup(table: Table, key: str, size: float, n_banks: float, width: float) -> float:
+    """``key`` (a cacti_queries column) for a buffer of ``size`` bits, ``n_banks`` banks,
+    ``width``-bit ports: the queried row if there is one, else interpolated in log-log
+    over size and banks at the reference width, times the width factor queried at the
+    reference bank count."""
+    rows = table.cacti_queries
+    w_ref, b_ref = table.ref("width", "bit"), table.ref("n_banks", "")
+
+    def at(sz_rows_filter, x_of, x):
+        return _loglog([(x_of(r), r[key]) for r in rows if sz_rows_filter(r)], x)
+
+    for r in rows:
+        if (r["size_bits"], r["n_banks"], r["width"]) == (size, n_banks, width):
+            return r[key]
+    sizes = sorted({r["size_bits"] for r in rows if r["width"] == w_ref})
+    base = _loglog([(s, at(lambda r, s=s: r["size_bits"] == s and r["width"] == w_ref,
+                            lambda r: r["n_banks"], n_banks)) for s in sizes], size)
+    if width == w_ref:
+        return base
+    factor = _loglog([(s, at(lambda r, s=s: r["size_bits"] == s and r["n_banks"] == b_ref,
+                              lambda r: r["width"], width)
+                       / at(lambda r, s=s: r["size_bits"] == s and r["n_banks"] == b_ref,
+                            lambda r: r["width"], w_ref)) for s in sizes], size)
+    return base * factor
 
 
 class GlobalBufferSRAM(ComponentModel):
     """
-    On-chip SRAM buffer of ``size`` bits in ``n_banks`` independent banks with
-    ``width``-bit ports. Energy per access = width * (per-bit energy of the CACTI
-    reference) * (depth / reference depth)^0.78 (hwcomponents' CACTI depth fit); area
-    and leakage scale with total bits; tech node with hwcomponents.scaling. One access
-    per bank per CACTI cycle time. No CACTI at run time.
+    On-chip SRAM buffer of ``size`` bits in ``n_banks`` banks with ``width``-bit ports,
+    priced by CACTI run on that whole configuration (energy_tables/global_buffer.yaml:
+    the queried rows, interpolated between them). Energy per access = width x CACTI's
+    per-bit energy for the configuration, so more banks change it only as CACTI says.
+    Bandwidth = n_banks x width x clock: every bank takes one width-bit access per clock
+    (CACTI's random cycle time for the configuration is recorded in the table; the
+    shipped configurations meet the clock, tests/test_components.py). Tech node with
+    hwcomponents.scaling.
 
     Parameters
     ----------
@@ -25,8 +69,10 @@ class GlobalBufferSRAM(ComponentModel):
         Capacity in bits (None: table reference, 2 MiB). AccelForge passes a Memory's size.
     width: int | None
         Port width in bits (None: table reference, 256).
-    n_banks: int
-        Independent banks, each size / n_banks bits (default 1).
+    n_banks: int | None
+        Banks (None: table reference, 4).
+    frequency: float | None
+        Clock in Hz (None: table reference, 200 MHz).
     """
 
     component_name = "GlobalBufferSRAM"
@@ -37,25 +83,27 @@ class GlobalBufferSRAM(ComponentModel):
         tech_node: float | None = None,
         size: int | None = None,
         width: int | None = None,
-        n_banks: int = 1,
+        n_banks: int | None = None,
+        frequency: float | None = None,
     ):
         t = load_table("global_buffer")
         ref_node = t.ref("tech_node", "m")
         self.size = float(pick(t, "size", size, "bit"))
         self.width = self.assert_int("width", pick(t, "width", width, "bit"))
-        self.n_banks = self.assert_int("n_banks", n_banks)
-        self.depth = self.size / self.width / self.n_banks
-        ref_depth = t.ref("size", "bit") / t.ref("width", "bit") / t.ref("n_banks", "")
-        bits_ratio = self.size / t.ref("size", "bit")
-        super().__init__(
-            area=t.value("area", "um^2") * 1e-12 * bits_ratio,
-            leak_power=t.value("leak_power", "W") * bits_ratio,
-        )
+        self.n_banks = self.assert_int("n_banks", pick(t, "n_banks", n_banks, ""))
+        self.frequency = float(pick(t, "frequency", frequency, "Hz"))
+        if self.size <= 0 or self.width < 1 or self.n_banks < 1 or self.frequency <= 0:
+            raise ValueError("GlobalBufferSRAM: size, width, n_banks and frequency must be > 0")
+
+        def q(key):
+            return cacti_lookup(t, key, self.size, self.n_banks, self.width)
+
+        super().__init__(area=q("area_mm2") * 1e-6, leak_power=q("leak_power_w"))
         self.tech_node = scale_tech_node(self, pick(t, "tech_node", tech_node), ref_node)
-        depth_factor = cacti_depth_energy(self.depth, ref_depth)
-        self._read = self.width * t.value("read_energy_per_bit", "pJ/bit") * 1e-12 * depth_factor
-        self._write = self.width * t.value("write_energy_per_bit", "pJ/bit") * 1e-12 * depth_factor
-        self.cycle_time = t.value("cycle_time", "s")
+        self._read = self.width * q("read_pj_per_bit") * 1e-12
+        self._write = self.width * q("write_pj_per_bit") * 1e-12
+        self.cycle_time = 1 / self.frequency
+        self.cacti_cycle_time = q("cycle_time_ns") * 1e-9
 
     def _cost(self, energy: float) -> ActionCost:
         return ActionCost(

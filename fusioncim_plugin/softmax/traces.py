@@ -36,8 +36,10 @@ DECODE_WINDOW = 64
 
 
 def data_dir() -> Path:
-    """``data/traces`` of the source tree (the package is installed editable)."""
-    return Path(__file__).resolve().parents[2] / "data" / "traces"
+    """``data/traces`` of the installed package or the source tree."""
+    from .._data import data_dir as shipped
+
+    return shipped("data/traces")
 
 
 def visible_mask(seq_len: int, n_blocks: int, block: int = BASE_BLOCK) -> np.ndarray:

@@ -51,9 +51,17 @@ def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
 
 def cmd_sweep(a) -> int:
     from .runner import SweepAborted, results_path, run_sweep
-    from .spec import load_sweep
+    from .spec import load_sweep, parse_sweep
 
     spec = load_sweep(a.file)
+    if a.arch or a.baseline_arch:  # plugged-in specs: validated, results in their own file
+        from pathlib import Path
+
+        spec = parse_sweep(spec.model_dump(by_alias=True, exclude_none=True)
+                           | {"arch": a.arch or spec.arch,
+                              "baseline_arch": a.baseline_arch or spec.baseline_arch},
+                           default_name=spec.name)
+        spec.name = "_".join([spec.name] + [Path(x).stem for x in (a.arch, a.baseline_arch) if x])
     if a.dry_run:
         print(f"{a.file}: valid; {len(spec.points())} points; inputs "
               f"{', '.join(spec.input_columns)}; results file {results_path(spec, a.out)}")
@@ -92,6 +100,10 @@ def register(subparsers) -> None:
         description="Run every point of a sweep file; one CSV row per point. Points "
                     "already in the results file are skipped (rerun to resume).")
     s.add_argument("file", help="sweep YAML (axes / points / fixed; see docs/sweeps.md)")
+    s.add_argument("--arch", default=None, help="arch spec for the FusionCIM designs instead "
+                   "of fusioncim.yaml (e.g. a plugged-in macro); results go to <name>_<spec>.csv")
+    s.add_argument("--baseline-arch", default=None,
+                   help="arch spec for the IP-CIM baselines instead of ipcim_baseline.yaml")
     s.add_argument("--out", default="results",
                    help="directory for <name>.csv, or a .csv path (default: results/)")
     s.add_argument("--jobs", "-j", type=int, default=None,

@@ -84,12 +84,20 @@ def clear_caches() -> None:
         rescale_profile.cache_clear()
 
 
+def arch_of(p: dict, d) -> str:
+    """The arch spec point ``p`` runs design ``d`` on (the sweep's --arch / --baseline-arch,
+    else the design's own)."""
+    from ..designs import design_arch
+
+    return design_arch(d.name, p.get("_arch"), p.get("_baseline_arch")) or d.arch
+
+
 def _effective(p: dict, arch_cols: list[str]):
     """(design, arch spec, user overrides minus spec defaults, merged overrides)."""
     from ..designs import get_design
 
     d = get_design(p["design"])
-    spec_vars = arch_variables(d.arch)
+    spec_vars = arch_variables(arch_of(p, d))
     fixed_by_design = dict(d.overrides)
     user = {}
     for k in arch_cols:
@@ -107,7 +115,7 @@ def _effective(p: dict, arch_cols: list[str]):
 def arch_group(p: dict, arch_cols: list[str]) -> tuple:
     """Points with equal groups instantiate the same architecture."""
     d, _, merged = _effective(p, arch_cols)
-    return (d.arch, tuple(sorted(merged.items(), key=lambda kv: kv[0])))
+    return (arch_of(p, d), tuple(sorted(merged.items(), key=lambda kv: kv[0])))
 
 
 def _one_line(e: BaseException) -> str:
@@ -161,12 +169,14 @@ def evaluate_point(p: dict, arch_cols: list[str], *, memo: bool = True) -> tuple
         resolved = None if d.softmax_order is None else (
             d.softmax_order if order == "default" else order)
         wl_fields = {k: p[k] for k in ("model", "phase", "seq_len", "batch", "causal")}
-        key = (d.name, tuple(wl_fields.values()), resolved, d.arch,
+        arch = arch_of(p, d)
+        key = (d.name, tuple(wl_fields.values()), resolved, arch,
                tuple(sorted(merged.items(), key=lambda kv: kv[0])))
         if memo and key in _MEMO:
             return dict(_MEMO[key]), True
-        r = evaluate(d.name, Workload(**wl_fields), softmax_order=resolved, overrides=user)
-        out = _outputs(r, load_arch(d.arch, merged).area)
+        r = evaluate(d.name, Workload(**wl_fields), softmax_order=resolved, overrides=user,
+                     arch=arch)
+        out = _outputs(r, load_arch(arch, merged).area)
     except (ValueError, ArithmeticError) as e:  # SpecError and ValidationError included
         out = {c: None for c in OUTPUT_COLUMNS}
         out["error"] = _one_line(e)

@@ -76,7 +76,7 @@ def _known_orders() -> list[str] | None:
 def _check_base(name: str, v):
     """Validated, canonical value of a policy/workload parameter (raises ValueError)."""
     from ..designs import ALIASES, DESIGNS
-    from ..workload import MODELS
+    from ..workload import MODELS, get_model
 
     if name == "design":
         v = ALIASES.get(v, v)  # a former name -> the design's own
@@ -94,8 +94,9 @@ def _check_base(name: str, v):
                              f"{', '.join(known)}")
         return v
     if name == "model":
-        if v not in MODELS:
+        if not isinstance(v, str):
             raise ValueError(f"unknown model {v!r}; allowed: {', '.join(sorted(MODELS))}")
+        get_model(v)  # a built-in name or a model config file
         return v
     if name == "phase":
         TypeAdapter(Literal["prefill", "decode"]).validate_python(v)
@@ -124,11 +125,20 @@ class SweepSpec(BaseModel):
     fixed: dict[str, Any] = {}
     axes: dict[str, Any] = {}
     points_: list[dict[str, Any]] | None = Field(None, alias="points")
+    arch: str | None = None  # arch spec of the FusionCIM designs (designs.design_arch)
+    baseline_arch: str | None = None  # arch spec of the IP-CIM baselines
     _arch_names: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _validate(self):
         self._check_structure()
+        from ..arch import arch_path
+
+        # exists (SpecError naming it otherwise); absolute, for the worker processes
+        if self.arch is not None:
+            self.arch = str(arch_path(self.arch).resolve())
+        if self.baseline_arch is not None:
+            self.baseline_arch = str(arch_path(self.baseline_arch).resolve())
         self._arch_names = self._check_names()
         self._canonicalise()
         self._check_per_design()
@@ -261,7 +271,9 @@ class SweepSpec(BaseModel):
     def points(self) -> list[dict]:
         """Every point, as {input column: value}; an arch variable a point does not set is
         None (= the spec's default). Duplicates (same inputs) are dropped."""
-        base = {**DEFAULTS, **{k: None for k in self._arch_names}, **self.fixed}
+        base = {**DEFAULTS, **{k: None for k in self._arch_names}, **self.fixed,
+                **{k: v for k, v in (("_arch", self.arch), ("_baseline_arch",
+                                                           self.baseline_arch)) if v}}
         names = list(self.axes)
         out, seen = [], set()
         for sub in self.points_ or [{}]:
