@@ -88,31 +88,42 @@ def arch_path(name: str) -> Path:
 def load_arch(name: str, overrides: dict | None = None) -> Arch:
     """Instantiate and cost arch spec ``name`` (a file stem in arch_specs/ or a path).
     ``overrides`` are checked first (fusioncim_plugin.variables: names, types, ranges)."""
+    path = arch_path(name)
+    items = tuple(sorted((overrides or {}).items()))
+    try:
+        hash(items)
+    except TypeError:  # e.g. a list value: let the validation name it
+        _validated(path, overrides)
+        raise
+    return _load_arch(str(path), items)
+
+
+def _validated(path: Path, overrides: dict | None) -> dict:
     from .variables import validate_overrides
 
-    path = arch_path(name)
     try:
-        overrides = validate_overrides(path, overrides)
+        return validate_overrides(path, overrides)
     except ValueError as e:
         raise SpecError(str(e)) from None
-    items = tuple(sorted(overrides.items()))
-    return _load_arch(str(path), items)
 
 
 @functools.lru_cache(maxsize=256)
 def _load_arch(path: str, items: tuple) -> Arch:
+    """Cached in this process and on disk (spec_cache), keyed by the overrides as given:
+    an entry is stored only after they passed the validation, which depends only on
+    what the key covers (the spec files and this package's sources)."""
     from . import spec_cache
 
-    overrides = dict(items)
+    files = [path, str(WORKLOAD_DIR / "attention.yaml")]
+    key = spec_cache.key(files, dict(items))
+    cached = spec_cache.load(key)
+    if cached is not None:
+        return _arch_from_dict(cached, path)
+    overrides = _validated(Path(path), dict(items))
     for k, v in overrides.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
             raise SpecError(f"{Path(path).name}: {k} = {v} is negative; sizes, counts, "
                             f"rates and energies must be >= 0")
-    files = [path, str(WORKLOAD_DIR / "attention.yaml")]
-    key = spec_cache.key(files, overrides)  # on-disk cache across processes
-    cached = spec_cache.load(key)
-    if cached is not None:
-        return _arch_from_dict(cached, path)
     arch = _instantiate(path, files, overrides)
     spec_cache.store(key, _arch_to_dict(arch))
     return arch

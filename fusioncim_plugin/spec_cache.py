@@ -20,8 +20,12 @@ The key is a SHA-256 of everything the numbers depend on:
   of every ``hwcomponents_*`` module found directly on ``sys.path`` and of every Python
   file in a directory a spec adds with ``add_to_path``;
 * this package's component-model sources (``fusioncim_plugin/components``,
-  ``tables.py``) and every energy table in :func:`fusioncim_plugin.tables.tables_dir`,
-  by content.
+  ``tables.py``), the code that validates the variables and reads the spec
+  (``variables.py``, ``arch.py``) and every energy table in
+  :func:`fusioncim_plugin.tables.tables_dir`, by content.
+
+Entries are keyed by the variables as the caller gave them and stored only after they
+passed ``variables.validate_overrides``, so a hit skips the validation too.
 
 Concurrency: a file is written to a temporary file in the same directory and moved into
 place with ``os.replace`` (atomic on POSIX), so a reader sees a whole old file, a whole
@@ -104,23 +108,23 @@ def _spec_files(path: Path, seen: dict[Path, bytes], dirs: set[Path]) -> bool:
 
 def _plugin_fingerprint(extra_dirs: set[Path]) -> list:
     """Versions of the component-model distributions and stats of plugin sources."""
-    out = []
+    dists, modules = set(), {PACKAGE_DIR.parent / "hwcomponents_fusioncim.py"}
     for entry in sys.path:
         d = Path(entry or os.getcwd())
         try:
-            names = sorted(os.listdir(d))
+            names = os.listdir(d)
         except OSError:
             continue
         for n in names:
             low = n.lower()
             if low.endswith((".dist-info", ".egg-info")) and \
                     low.startswith(("accelforge-", "hwcomponents")):
-                out.append(n)  # name-version.dist-info
+                dists.add(n)  # name-version.dist-info
             elif low.startswith("hwcomponents_") and (low.endswith(".py") or "." not in n):
-                out.append(_stat(d / n))
-    for d in sorted(extra_dirs):
-        out += [_stat(p) for p in sorted(d.glob("*.py"))]
-    return out
+                modules.add((d / n).resolve())
+    for d in extra_dirs:
+        modules.update(p.resolve() for p in d.glob("*.py"))
+    return sorted(dists) + [_stat(p) for p in sorted(modules)]
 
 
 def _stat(p: Path) -> list:
@@ -136,7 +140,8 @@ def _own_sources() -> list:
     from .tables import tables_dir
 
     h = hashlib.sha256()
-    files = sorted((PACKAGE_DIR / "components").glob("*.py")) + [PACKAGE_DIR / "tables.py"]
+    files = sorted((PACKAGE_DIR / "components").glob("*.py"))
+    files += [PACKAGE_DIR / n for n in ("tables.py", "arch.py", "variables.py")]
     files += sorted(tables_dir().glob("*.yaml"))
     for p in files:
         h.update(str(p.name).encode() + b"\0")

@@ -140,6 +140,12 @@ def _rules() -> dict[str, tuple[Any, str]]:
                       f"one of {', '.join(drams)} (energy_tables/dram.yaml)"),
         "RESCALE_GRANULARITY": (Literal["tile", "row"], "tile or row"),
         "IP_STATIONARY": (Literal["Q", "K", "V", "K | V"], "Q, K, V or 'K | V'"),
+        "OPCIM_CIRCUIT": (Literal["near_memory", "in_array", "rmw_per_product"],
+                          "near_memory, in_array or rmw_per_product (README 'OP-CIM "
+                          "accumulation')"),
+        "OPCIM_LANES": (Annotated[int, Field(strict=True, gt=0)],
+                        "a positive integer: near-memory MAC lanes per OP-CIM macro, at "
+                        "most its stored accumulators (default MACRO_COLS / ACC_BITS)"),
     }
 
 

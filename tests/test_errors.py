@@ -73,3 +73,13 @@ def test_unknown_design_and_arch(capsys):
 
 def test_bad_override_syntax(capsys):
     assert "expected NAME=VALUE" in run(capsys, "--set", "GLB_BYTES")
+
+
+@pytest.mark.parametrize("setting,words", [
+    ("OPCIM_CIRCUIT=magic", "OPCIM_CIRCUIT = 'magic'"),
+    ("OPCIM_LANES=0", "OPCIM_LANES = 0: Input should be greater than 0"),
+    ("OPCIM_LANES=5000", "OPCIM_LANES = 5000; must be an integer 1 .. 1024"),
+])
+def test_bad_opcim_circuit_or_lanes(capsys, setting, words):
+    err = run(capsys, "--set", setting)
+    assert words in err

@@ -240,3 +240,16 @@ def test_warm_cli_process_does_not_import_accelforge(cache):
     assert "'accelforge'" in runs[0].stderr  # cold: the cache was empty
     assert "HEAVY []" in runs[1].stderr
     assert json.loads(runs[1].stdout) == json.loads(runs[0].stdout)
+
+
+def test_bad_variables_are_never_cached(cache):
+    """Entries are keyed by the variables as given: a rejected one stores nothing, so
+    the next process rejects it again."""
+    from fusioncim_plugin.arch import SpecError
+
+    d, calls = cache
+    for _ in range(2):
+        for bad in ({"N_IP_MACROS": -3}, {"N_IP_MACRO": 8}):
+            with pytest.raises(SpecError, match="N_IP_MACRO"):
+                _fresh("fusioncim", bad)
+    assert _files(d) == [] and calls == []

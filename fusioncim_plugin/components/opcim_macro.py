@@ -93,10 +93,12 @@ class OPCIMMacro(ComponentModel):
             raise ValueError(f"cols={self.cols} is not a multiple of acc_bits={self.acc_bits}")
         row_lanes = self.cols // self.acc_bits
         if circuit == "near_memory":
-            self.lanes = self.assert_int("lanes", row_lanes if lanes is None else lanes)
-            if not 1 <= self.lanes <= self.n_accumulators:
-                raise ValueError(f"OPCIM_LANES = {self.lanes}; must be 1 .. "
+            self.lanes = row_lanes if lanes is None else lanes
+            if isinstance(self.lanes, bool) or not 1 <= self.lanes <= self.n_accumulators \
+                    or self.lanes != int(self.lanes):
+                raise ValueError(f"OPCIM_LANES = {self.lanes}; must be an integer 1 .. "
                                  f"{self.n_accumulators} (stored accumulators per macro)")
+            self.lanes = int(self.lanes)
         else:
             self.lanes = row_lanes
 
