@@ -47,7 +47,8 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", default="1")
     p.add_argument("--no-causal", action="store_true", help="prefill without causal mask")
     p.add_argument("--softmax-order", default="default",
-                   help="KV-block order: natural | sink_local | adaptive | oracle | none "
+                   help="KV-block order: natural | sink_local | adaptive | diagonal_first | "
+                        "oracle | none "
                         "(default: the design's own)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override an arch-spec variable (repeatable), e.g. GLB_BYTES=4194304")
@@ -113,7 +114,7 @@ def cmd_evaluate(a) -> int:
     from .evaluation import evaluate
 
     r = evaluate(a.design, _workload(a), softmax_order=_order(a), overrides=_overrides(a.set),
-                 arch=a.arch, metric=a.metric, preset=a.preset)
+                 arch=a.arch, metric=a.metric, preset=a.preset, traces=a.traces)
     print(json.dumps(r.model_dump(), indent=2) if a.json else _fmt_result(r))
     return 0
 
@@ -171,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "hybrid, ipcim-fused, trancim-like, dcim")
     e.add_argument("--arch", default=None, help="use this AccelForge arch spec (path or "
                    "arch_specs/ stem) instead of the design's own, e.g. to plug in a macro")
+    e.add_argument("--traces", default=None, metavar="DIR_OR_FILE",
+                   help="attention traces for the rescale counts (default: the shipped "
+                        "SmolLM2 set, see data/traces/README.md)")
     _workload_args(e)
     e.set_defaults(func=cmd_evaluate)
     c = sub.add_parser("compare", help="all designs on one workload, relative to FusionCIM")
@@ -207,8 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # a file named on the command line that cannot be read/written
-        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
 
 

@@ -138,12 +138,14 @@ def _combine(parts: list[tuple[Cost, float]]) -> Cost:
                 tops_per_w=ops / tot["energy_j"] / 1e12 if tot["energy_j"] else 0.0)
 
 
-def _rescale_callback(order: str | None, wl: Workload, bc: int, granularity: str):
+def _rescale_callback(order: str | None, wl: Workload, bc: int, granularity: str,
+                      traces=None):
     """rescale(rows, keys) -> (rescale passes over the O tile, O rows rescaled) for one
     Q tile. A pass happens when any row's max grows (prefill); with granularity "tile"
     every row of the tile is rescaled in it, with "row" only the rows whose max grew
     (per-row word-line masks). Decode: a tile's rows belong to different heads, each
-    rescales only its own row."""
+    rescales only its own row. ``traces``: the attention-trace set (None = the shipped
+    default, see :func:`fusioncim_plugin.softmax.rescale_profile`)."""
     if order is None:
         return None
     if granularity not in ("tile", "row"):
@@ -152,9 +154,11 @@ def _rescale_callback(order: str | None, wl: Workload, bc: int, granularity: str
 
     def rescale(rows, keys):
         if wl.phase == "decode":
-            p = rescale_profile(order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal)
+            p = rescale_profile(order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal,
+                                traces=traces)
             return p.row_rescales_per_row * rows, p.row_rescales_per_row * rows
-        p = rescale_profile(order, wl.seq_len, rows, bc, phase="prefill", causal=wl.causal)
+        p = rescale_profile(order, wl.seq_len, rows, bc, phase="prefill", causal=wl.causal,
+                            traces=traces)
         per_row = p.row_rescales_per_row if granularity == "row" else p.tile_rescales_per_tile
         return p.tile_rescales_per_tile, per_row * rows
     return rescale
@@ -212,7 +216,8 @@ def _score(cost: Cost, metric: str) -> float:
             "edp": cost.energy_j * cost.latency_s}[metric]
 
 
-def search(d, hw: Arch, wl: Workload, order: str | None, metric: str, fixed: dict):
+def search(d, hw: Arch, wl: Workload, order: str | None, metric: str, fixed: dict,
+           traces=None):
     """Every design at its best, by one procedure: evaluate its dataflow at every
     combination of its free parameters (``d.space``; values in ``fixed`` are kept) and
     return the counts and attention cost that minimize ``metric``."""
@@ -225,7 +230,7 @@ def search(d, hw: Arch, wl: Workload, order: str | None, metric: str, fixed: dic
 
     def run(params, order):
         bc = int(params.get("block_kv", hw.var("block_kv")))
-        counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc, gran),
+        counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc, gran, traces),
                             **dict(d.options), **params)
         return (counts, *_cost(hw, counts, wl.attention_macs()))
 
@@ -255,7 +260,7 @@ def search(d, hw: Arch, wl: Workload, order: str | None, metric: str, fixed: dic
 
 def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | None = "default",
              overrides: dict | None = None, arch: str | None = None, metric: str = "edp",
-             preset: str | None = None) -> Result:
+             preset: str | None = None, traces=None) -> Result:
     """Evaluate ``design`` on ``workload`` (a Workload or its fields as a dict).
 
     ``softmax_order``: KV-block order of the online softmax ("default" = the design's
@@ -265,7 +270,9 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
     ``metric`` (edp | energy | latency of the attention). ``arch``: another arch spec
     (file stem in arch_specs/ or a path) with the same component names, e.g. one that
     plugs in your own macro class. ``preset``: a named set-up (``presets.PRESETS``,
-    e.g. "paper"), applied under ``overrides``.
+    e.g. "paper"), applied under ``overrides``. ``traces``: attention traces for
+    the rescale counts (a ``.npz`` file, a folder or a list; None = the shipped default
+    set).
     """
     from .presets import preset_overrides
 
@@ -279,7 +286,7 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
         order = None  # the design does not fuse online softmax
     check_size(d, hw, wl, order)
     fixed = {p: int(hw.var(p.lower())) for k, p in FIXING.items() if k in ov}
-    counts, attn, breakdown, bounds = search(d, hw, wl, order, metric, fixed)
+    counts, attn, breakdown, bounds = search(d, hw, wl, order, metric, fixed, traces)
     # The projections and FFN run the same way on every design: weight-stationary on
     # IP-CIM macros, as many as the design's whole macro budget (IP + OP).
     budget = hw.var("n_ip_macros") + hw.var("n_op_macros")

@@ -66,12 +66,18 @@ class AFRun:
 def looptree_data(design: str, arch: Arch, wl: Workload, ours) -> dict:
     """Jinja data of the design's LoopTree: the tile shapes its closed form uses."""
     e, db = wl.cfg.head_dim, arch.var("data_bits")
+    # key rows one load of the IP-CIM arrays holds (unfused K / V tiles)
+    block_k = min(wl.seq_len, arch.var("n_ip_macros") * arch.var("macro_rows")
+                  * arch.var("macro_cols") // (db * e))
+    bkv = getattr(ours, "block_kv", 0) or arch.var("block_kv")  # chosen by the search
+    from .designs import get_design
+
+    if get_design(design).mapping == "unfused_kv_stationary" and getattr(ours, "block_kv", 0):
+        block_k = ours.block_kv  # the unfused design's "KV block" is its array load
     return {
         "BLOCK_Q": min(ours.block_q, wl.seq_len),  # Q tile rows / unfused row block
-        "BLOCK_KV": arch.var("block_kv"),  # keys per KV block
-        # key rows one load of the IP-CIM arrays holds (unfused K / V tiles)
-        "BLOCK_K": min(wl.seq_len, arch.var("n_ip_macros") * arch.var("macro_rows")
-                       * arch.var("macro_cols") // (db * e)),
+        "BLOCK_KV": bkv,  # keys per KV block
+        "BLOCK_K": block_k,
     }
 
 
@@ -234,6 +240,7 @@ class Referee:
     ours_leak_energy: float
     pipeline_latency: float  # AccelForge's per-component latencies, pipelined as ours
     ours_compute_latency: float  # the closed form's compute pipeline (cycles / clock)
+    looptree: dict = field(default_factory=dict)  # tile shapes given to the LoopTree
     energy_delta: dict = field(default_factory=dict)  # correction -> J AccelForge adds
     notes: list = field(default_factory=list)
 
@@ -300,8 +307,25 @@ def pipeline_latency(design: str, arch: Arch, wl: Workload, lat: dict, ours: dic
     return stages + q_write + readout
 
 
-def referee(design: str, wl: Workload, overrides: dict | None = None) -> Referee:
-    """Our closed form vs AccelForge's model of ``design``'s LoopTree on ``wl``."""
+class NotExpressible(ValueError):
+    """The closed form's choice at this point has no LoopTree here (one clear line)."""
+
+
+def _closed_form(d, arch: Arch, wl: Workload, ov: dict):
+    """The design's counts without rescale, at the free parameters (block sizes) that
+    `evaluate` chooses for them (its search, where the design has one)."""
+    from . import evaluation
+
+    if not hasattr(evaluation, "search"):
+        return d.dataflow(arch, wl, None)
+    fixed = {p: int(arch.var(p.lower())) for k, p in evaluation.FIXING.items() if k in ov}
+    return evaluation.search(d, arch, wl, None, "edp", fixed)[0]
+
+
+def referee(design: str, wl: Workload, overrides: dict | None = None,
+            preset: str | None = None) -> Referee:
+    """Our closed form vs AccelForge's model of ``design``'s LoopTree on ``wl``
+    (``overrides``: arch-spec variables; ``preset``: a named set-up, e.g. "paper")."""
     from types import SimpleNamespace
 
     from .designs import get_design
@@ -315,9 +339,21 @@ def referee(design: str, wl: Workload, overrides: dict | None = None) -> Referee
     if not mapping.exists():
         raise ValueError(f"design: {design!r} has no LoopTree ({mapping.name}); "
                          f"nothing to referee")
-    ov = dict(d.overrides) | dict(overrides or {})
+    user = dict(overrides or {})
+    if preset is not None:
+        from .presets import preset_overrides
+
+        user = preset_overrides(preset, d.arch) | user
+    ov = dict(d.overrides) | user
     arch = load_arch(d.arch, ov)
-    counts = d.dataflow(arch, wl, None)
+    counts = _closed_form(d, arch, wl, user)
+    spill = getattr(counts, "params", {}).get("s_in_dram", 0.0)
+    if spill:
+        raise NotExpressible(
+            f"referee: {design} sends {spill:.0%} of S through DRAM at this shape (row block "
+            f"{counts.block_q}); its LoopTree keeps S in the buffer, so AccelForge cannot "
+            f"model this point: use a shorter --seq-len or fix the row block, e.g. "
+            f"--set BLOCK_Q=64")
     ours: dict = {}
     for comp, a, t, n in counts.entries:
         _add(ours, (comp, a, t), n)
@@ -359,7 +395,7 @@ def referee(design: str, wl: Workload, overrides: dict | None = None) -> Referee
                      + (" mixed with the resident one" if k_res else ""))
         if k_res:
             applied.setdefault(("DRAM", "read", "K"), []).append("partial_kv_residency")
-    r = evaluate(design, wl, softmax_order=None, overrides=overrides)
+    r = evaluate(design, wl, softmax_order=None, overrides=user)
     our_lat = {c: component_latency(arch, ours, c) for c in arch.components}
     clock = arch.var("clock_hz")
     ref = Referee(design=design, wl=wl, overrides=dict(overrides or {}), arch=arch,
@@ -369,6 +405,7 @@ def referee(design: str, wl: Workload, overrides: dict | None = None) -> Referee
                   ours_leak_energy=r.energy_breakdown_j.get("leakage", 0.0),
                   pipeline_latency=pipeline_latency(design, arch, wl, af.latency, ours),
                   ours_compute_latency=counts.compute_cycles / clock,
+                  looptree={k: v for k, v in data.items() if k.startswith("BLOCK_")},
                   energy_delta=energy_delta, notes=notes)
     return ref
 
@@ -487,6 +524,8 @@ def format_table(r: Referee) -> str:
         "ours = the closed form as `fusioncim evaluate` charges it; AF = "
         "accelforge.model.main.evaluate_mapping on the design's LoopTree; "
         "rel = ours/AF - 1",
+        "LoopTree tiles (the closed form's choice): "
+        + ", ".join(f"{k}={v}" for k, v in r.looptree.items()),
         "",
         f"{'component':<17}{'count ours':>12}{'count AF':>12}{'rel':>9}"
         f"{'energy ours':>13}{'energy AF':>13}{'rel':>9}"

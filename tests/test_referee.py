@@ -21,8 +21,9 @@ import pytest
 from fusioncim_plugin.arch import MAPPING_DIR
 from fusioncim_plugin.designs import DESIGNS
 from fusioncim_plugin.evaluation import evaluate
-from fusioncim_plugin.referee import (CORRECTIONS, LATENCY_CORRECTIONS, _af_run, _mix,
-                                      format_table, looptree_data, referee, table_rows)
+from fusioncim_plugin.referee import (CORRECTIONS, LATENCY_CORRECTIONS, NotExpressible,
+                                      _af_run, _mix, format_table, looptree_data, referee,
+                                      table_rows)
 from fusioncim_plugin.workload import Workload
 
 REFEREED = [n for n, d in DESIGNS.items() if (MAPPING_DIR / f"{d.mapping}.yaml").exists()]
@@ -46,14 +47,27 @@ def ref():
     return get
 
 
+UNFUSED = [n for n in REFEREED if DESIGNS[n].mapping == "unfused_kv_stationary"]
+
+
 def test_every_design_with_a_looptree_is_refereed():
-    assert {"fusioncim", "hybrid-qo", "hybrid", "ipcim-fused", "ipcim-unfused"} <= set(REFEREED)
+    assert {"fusioncim", "hybrid-qo", "hybrid", "ipcim-fused"} <= set(REFEREED)
+    assert UNFUSED  # the unfused baseline(s) share one LoopTree
 
 
 @pytest.mark.parametrize("model,L", GRID)
 @pytest.mark.parametrize("design", REFEREED)
 def test_agreement_after_named_corrections(ref, design, model, L):
-    r = ref(design, model, L)
+    try:
+        r = ref(design, model, L)
+    except NotExpressible as e:
+        # an unfused design whose best row block sends S through DRAM: the LoopTree keeps
+        # S in the buffer, so the referee says so in one line (and how to get a point it
+        # can check) instead of comparing unlike things
+        assert design in UNFUSED and "of S through DRAM" in str(e) and "\n" not in str(e)
+        e2 = evaluate(design, wl(model, L), softmax_order=None)
+        assert e2.action_counts.get("DRAM.write[S]", 0) > 0
+        return
     assert r.residuals() == []
     # the regime: K/V of a KV head (2 x L x 128 B) resident iff the closed form says so
     assert (r.kv_resident_keys == L) == (
@@ -95,24 +109,28 @@ def test_cim_operand_read_in_mac(ref):
     assert r.af.actions[("IPCIMArray", "read", "Q")] == 8 * macs
     assert ("IPCIMArray", "read", "Q") not in r.ours
     f = ref("ipcim-fused", "llama3-8b", 768)  # K for QK^T and V for PV, both on IP-CIM
-    assert f.af.actions[("IPCIMArray", "read", "K")] == 8 * macs
-    assert f.af.actions[("IPCIMArray", "read", "V")] == 8 * macs
+    bq = f.looptree["BLOCK_Q"]
+    pad = math.ceil(768 / bq) * bq / 768  # af_imperfect_tile_padding (1 if bq divides 768)
+    assert f.af.actions[("IPCIMArray", "read", "K")] == pytest.approx(8 * macs * pad, rel=1e-12)
+    assert f.af.actions[("IPCIMArray", "read", "V")] == pytest.approx(8 * macs * pad, rel=1e-12)
 
 
 def test_af_imperfect_tile_padding(ref):
-    """Unfused row block of 707 rows at L = 768 (the rows whose S and P fit the buffer
-    beside K/V): AccelForge counts the K/V array reads of 2 full blocks = 1414 rows."""
-    r = ref("ipcim-unfused", "llama3-8b", 768)
-    from fusioncim_plugin.baselines import unfused_kv_stationary
-
-    bq = unfused_kv_stationary(r.arch, r.wl).block_q
-    assert 768 % bq, "the shape must exercise an imperfect factorization"
-    macs = 32 * 768 * 768 * 128
-    pad = math.ceil(768 / bq) * bq / 768
-    assert pad > 1
-    for t in ("K", "V"):
-        assert r.af.actions[("IPCIMArray", "read", t)] == pytest.approx(8 * macs * pad, rel=1e-9)
-    assert r.af.actions[("IPCIM_MAC", "compute", "S")] == macs  # MACs stay exact
+    """A row block that does not divide the rows (e.g. 707 of 768 for a buffer-sized
+    unfused block): AccelForge counts the K/V array reads of whole blocks, ceil(768 / B) x B
+    rows; its MAC count stays exact. The grid points where B does not divide L check it."""
+    padded = 0
+    for d in ["ipcim-fused", *UNFUSED]:
+        r = ref(d, "llama3-8b", 768)
+        bq = r.looptree["BLOCK_Q"]
+        macs = 32 * 768 * 768 * 128
+        pad = math.ceil(768 / bq) * bq / 768
+        padded += pad > 1
+        for t in ("K", "V"):
+            assert r.af.actions[("IPCIMArray", "read", t)] == pytest.approx(8 * macs * pad,
+                                                                           rel=1e-9), d
+        assert r.af.actions[("IPCIM_MAC", "compute", "S")] == macs  # MACs stay exact
+    assert padded, "no design at 768 tokens exercises an imperfect factorization"
 
 
 @pytest.mark.parametrize("circuit", ["near_memory", "in_array", "rmw_per_product"])
@@ -120,14 +138,15 @@ def test_opcim_array_actions_agree_without_correction(ref, circuit):
     """Review item 1 (AccelForge put OPCIMArray alone at 5.37 s against a closed-form
     total of 0.169 s at 4K): the OP-CIM circuit now sets counts, energy and port use on
     both sides, so the array's accumulator traffic agrees with no correction. Near-memory
-    lanes: each O element is read and written once per KV block of 64 keys (the first
-    read skipped, the read-out added)."""
+    lanes: each O element is read and written once per KV block (the first read skipped,
+    the read-out added)."""
     r = ref("fusioncim") if circuit == "near_memory" else referee(
         "fusioncim", wl("llama3-8b", 768), {"OPCIM_CIRCUIT": circuit})
     assert r.residuals() == []
     assert not any(k[0] == "OPCIMArray" for k in r.applied)
     macs = 32 * 768 * 768 * 128
-    updates = macs // 64 if circuit == "near_memory" else macs
+    bkv = r.looptree["BLOCK_KV"]  # the KV block the closed form chose (64 by default)
+    updates = macs // bkv if circuit == "near_memory" else macs
     for a in ("read", "write"):
         assert r.af.actions[("OPCIMArray", a, "O")] == r.ours[("OPCIMArray", a, "O")] \
             == updates * 16
@@ -142,7 +161,7 @@ def test_final_normalization(ref):
     assert not any(k[0] == "SoftmaxUnit" and k[1] != "compute" for k in r.af.actions)
     f = ref("ipcim-fused", "llama3-8b", 768)  # O accumulates in the buffer
     o_bits = rows * 128 * 8
-    blocks = 768 // 64
+    blocks = math.ceil(768 / f.looptree["BLOCK_KV"])
     # AccelForge: O partial sums written after every KV block, read back by the next
     # one and finally read out to DRAM (at DATA_BITS)
     assert f.af.actions[("GlobalBuffer", "write", "O")] == blocks * o_bits
@@ -153,16 +172,22 @@ def test_final_normalization(ref):
 
 
 def test_k_transpose_in_buffer(ref):
-    r = ref("hybrid", "llama3-8b", 768)
-    assert not any(k[2] == "K^T" for k in r.af.actions)
-    written = r.ours[("IPCIMArray", "write", "K")]
-    assert written == 8 * 4 * 6 * 768 * 128 * 8  # KV heads x query heads x Q tiles x keys
-    assert r.ours[("GlobalBuffer", "write", "K^T")] == r.ours[("GlobalBuffer", "read", "K^T")] \
-        == written
+    """Designs that write K into IP-CIM through the buffer's transpose stage pass every
+    K row written once more through the buffer (K^T); AccelForge has no such tensor."""
+    seen = 0
+    for d in REFEREED:
+        r = ref(d, "llama3-8b", 768)
+        assert not any(k[2] == "K^T" for k in r.af.actions), d
+        if ("GlobalBuffer", "write", "K^T") in r.ours:
+            seen += 1
+            written = r.ours[("IPCIMArray", "write", "K")]
+            assert r.ours[("GlobalBuffer", "write", "K^T")] == written, d
+            assert r.ours[("GlobalBuffer", "read", "K^T")] == written, d
+    assert seen
 
 
 def test_two_pass_softmax_and_accumulator_width(ref):
-    r = ref("ipcim-unfused", "llama3-8b", 768)
+    r = ref(UNFUSED[0], "llama3-8b", 768)
     n = 32 * 768 * 768  # score elements
     assert r.af.actions[("GlobalBuffer", "write", "S")] == r.af.actions[
         ("GlobalBuffer", "read", "S")] == 8 * n
@@ -178,14 +203,20 @@ def test_pipelined_einsums(ref):
     r = ref("fusioncim", "llama3-8b", 768)
     assert r.af.total_latency == pytest.approx(sum(r.af.latency_by_einsum.values()), rel=1e-7)
     assert r.pipeline_latency == pytest.approx(r.ours_compute_latency, rel=1e-7)
-    # per (KV head, query head, Q tile): 768 keys x 128 cycles of the OP-CIM lanes (the
-    # 128 x 128 O tile over 16 macros x 8 near-memory lanes; IP-CIM needs 8 cycles per
-    # key, the array port 2944 cycles per tile), then the Q tile write (128 x 128 x 8 bit
-    # over 8 macros x one 128-bit row per cycle = 128 cycles) and the O read-out
-    # (128 x 128 x 16 bit over 16 macros x 128 bit = 128 cycles)
-    cycles = 8 * 4 * 6 * (768 * 128 + 128 + 128)
+    # per (KV head, query head, Q tile of 128 rows), 768 keys: IP-CIM 8 bit-serial cycles
+    # per key (the 128 x 128 Q tile over 8 macros x 2048 MACs/cycle); the OP-CIM lanes
+    # 16384 / (16 macros x lanes) cycles per key; the OP-CIM port reads and writes each O
+    # element once per KV block (first read skipped) at 16 x 128 bit per cycle; the
+    # slowest sets the pace. Then the Q tile write (128 x 128 x 8 bit at 8 x 128 bit per
+    # cycle = 128 cycles) and the O read-out (128 x 128 x 16 bit at 16 x 128 = 128).
+    assert r.looptree["BLOCK_Q"] == 128
+    lanes = r.arch.var("opcim_lanes")
+    blocks = math.ceil(768 / r.looptree["BLOCK_KV"])
+    port = 16384 * ((blocks - 1) + blocks) * 16 / (16 * 128)
+    stage = max(768 * 8, 768 * math.ceil(16384 / (16 * lanes)), port)
+    cycles = 8 * 4 * 6 * (stage + 128 + 128)
     assert r.ours_compute_latency == pytest.approx(cycles / r.arch.var("clock_hz"), rel=1e-12)
-    for d in ("hybrid", "ipcim-fused", "ipcim-unfused"):
+    for d in ("hybrid", "ipcim-fused", *UNFUSED):
         b = ref(d, "llama3-8b", 768)
         busiest = max(b.af.latency.get(c, 0.0) for c in ("IPCIM_MAC", "SoftmaxUnit", "OPCIM_MAC"))
         assert b.ours_compute_latency >= busiest * (1 - 1e-7), d

@@ -13,7 +13,7 @@ from fusioncim_plugin.softmax import synthetic as sy
 from fusioncim_plugin.softmax import traces as tr
 
 NEG = -np.inf
-BUILTIN = ("natural", "sink_local", "adaptive", "oracle")
+BUILTIN = ("natural", "sink_local", "adaptive", "diagonal_first", "oracle")
 
 # ---------------------------------------------------------------- hand-made example
 # 8 query rows × 8 keys, causal; KV blocks of 2 keys (b0 = keys 0-1, b1 = 2-3, …),
@@ -38,18 +38,22 @@ HAND = np.array([
 # once.  adaptive: tile1 follows the sink (history: tile0 maxima in b0), tile2 starts at
 # its diagonal (tile1 maxima were on the diagonal) → [2,0,1]: row4 rises once at b0;
 # tile3 (tile2 maxima: one sink, one diagonal → tie → sink) = sink_local.
+# diagonal_first visits [diag, 0, rest]: tile1 [1,0], tile2 [2,0,1] → row4 3→9 once;
+# tile3 [3,0,1,2] → row7 1→3 once; row6 starts at its max 7.
 # oracle: per row 0; per tile the distinct row-argmax blocks first: tile1 shares b1 (0),
 # tile2 {b0, b2} → 1 event, tile3 {b3, b0} → 1 event.
 HAND_ROWS = {
     "natural":    [0, 0, 1, 1, 0, 2, 2, 0],
     "sink_local": [0, 0, 1, 1, 0, 1, 1, 0],
     "adaptive":   [0, 0, 1, 1, 1, 0, 1, 0],
+    "diagonal_first": [0, 0, 0, 0, 1, 0, 0, 1],
     "oracle":     [0, 0, 0, 0, 0, 0, 0, 0],
 }
 HAND_TILES = {
     "natural":    [0, 1, 2, 2],
     "sink_local": [0, 1, 1, 1],
     "adaptive":   [0, 1, 1, 1],
+    "diagonal_first": [0, 0, 1, 1],
     "oracle":     [0, 0, 1, 1],
 }
 
@@ -187,16 +191,40 @@ def test_online_softmax_trace_shaped(policy):
 # ---------------------------------------------------------------- shipped traces
 
 def test_shipped_traces_present_and_small():
-    files = tr.shipped_traces()
-    names = sorted(p.name for p in files)
-    assert names == ["smollm2_license_L2048.npz", "smollm2_license_L512.npz",
-                     "smollm2_textwrap_L2048.npz", "smollm2_textwrap_L512.npz"]
-    total = sum(p.stat().st_size for p in tr.data_dir().iterdir())
-    assert total < 8e6
+    from fusioncim_plugin.softmax.profile import DEFAULT_TRACES
+
+    names = sorted(p.name for p in tr.shipped_traces())
+    gemma = [f"gemma3_{t}_L{n}.npz" for t in ("license", "textwrap") for n in (512, 2048)]
+    assert names == sorted(list(DEFAULT_TRACES) + gemma)
+    total = sum(p.stat().st_size for p in tr.data_dir().rglob("*") if p.is_file())
+    assert total < 10e6
     t = tr.load_trace(tr.data_dir() / "smollm2_license_L512.npz")
     assert t.ranks.shape == (270, 512, 32)
     assert t.meta["n_layers"] == 30 and t.meta["n_heads"] == 9
     assert t.meta["n_kv_heads"] == 3 and t.meta["head_dim"] == 64
+    assert t.meta["layer_windows"] == [None] * 30
+
+
+def test_gemma_trace_sliding_window_masks():
+    """Gemma-3-270M: 5 sliding-window layers (512 keys) per global layer; at 2048 tokens
+    every block with no key in the window is masked (-inf), every other block is not."""
+    t = tr.load_trace(tr.data_dir() / "gemma3_license_L2048.npz")
+    assert t.meta["layer_windows"] == ([512] * 5 + [None]) * 3
+    assert t.meta["n_heads"] == 4 and t.meta["n_kv_heads"] == 1
+    L, nb = 2048, 128
+    r, j = np.arange(L)[:, None], np.arange(nb)[None, :]
+    for k, w in enumerate(t.windows):
+        vis = (j * 16 <= r) & ((j * 16 + 15 > r - w) if w else True)
+        assert np.array_equal(np.isfinite(t.ranks[k]), vis), (k, w)
+    assert None in t.windows and 512 in t.windows
+    s = t.meta["summary"]
+    # blocks a sliding-window kernel skips are not visited. Block 32, 64 query tiles: a
+    # global layer visits t + 1 blocks in tile t (mean 32.5); a 512-key window layer
+    # t + 1 for t < 16, then 17 (the window's 16 blocks plus the partly covered one):
+    # mean (136 + 48 * 17) / 64 = 14.875; 3 global + 15 window layers
+    for o in BUILTIN:
+        assert s[f"prefill/{o}/32/32"][2] == pytest.approx((3 * 32.5 + 15 * 14.875) / 18)
+    assert s["prefill/oracle/32/32"][0] == 0.0
 
 
 @pytest.mark.parametrize("path", tr.shipped_traces(), ids=lambda p: p.name)
@@ -257,7 +285,7 @@ def test_synthetic_fit_file_consistent_with_code():
 # (2048); per tile relative err ≤ 16 % (512) / 37 % (2048), prefill, block_q = block_kv.
 @pytest.mark.parametrize("L,row_abs,tile_rel", [(512, 0.10, 0.17), (2048, 0.19, 0.38)])
 def test_synthetic_matches_real_within_measured_tolerance(L, row_abs, tile_rel):
-    sums = [tr.load_trace(p).meta["summary"] for p in tr.shipped_traces()
+    sums = [tr.load_meta(p)["summary"] for p in tr.shipped_traces(model="smollm2")
             if p.name.endswith(f"_L{L}.npz")]
     for p in BUILTIN:
         for B in (16, 32, 64):
@@ -281,7 +309,7 @@ def test_profile_trace_path():
     # non-built-in block size → recount on stored heads
     q = rescale_profile("natural", 512, 48, 32)
     assert "stored-heads" in q.source
-    with pytest.raises(ValueError, match="no shipped causal trace"):
+    with pytest.raises(ValueError, match="no causal trace for seq_len=1000"):
         rescale_profile("natural", 1000, 32, 32, source="trace")
 
 
@@ -334,3 +362,192 @@ def test_capture_importable_without_torch():
             "bad = [m for m in ('torch', 'transformers', 'accelforge', 'hwcomponents') "
             "if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- sliding window
+# The HAND scores with a 4-key sliding window (row i sees keys i-3 … i), 2-key blocks,
+# 2-row tiles. Block maxima by hand (x = no visible key):
+#   row2 [1, 3]   row3 [2, 4]   row4 [0, 2, 3]   row5 [x, 2, 8]
+#   row6 [x, 1, 1, 7]   row7 [x, x, 2, 1]
+# Tile 3 (rows 6-7) sees no key of block 0: the kernel skips it, so the tile visits
+# blocks 1-3 (n_visible 3, not 4). natural: row2 1→3, row3 2→4, row4 0→2→3 (two; with
+# the global causal mask its 9 in block 0 comes first: none), row5 2→8, row6 1→7 (the tie
+# 1, 1 does not count), row7 starts in block 2 (free) and never rises.
+WIN_ROWS = [0, 0, 1, 1, 2, 1, 1, 0]
+WIN_TILES = [0, 1, 2, 1]
+
+
+def _window_scores(window):
+    S = HAND.copy()
+    i, j = np.indices(S.shape)
+    S[j <= i - window] = NEG
+    return S
+
+
+def test_sliding_window_exact_counts():
+    S = _window_scores(4)
+    assert np.array_equal(np.isfinite(S), tr.window_mask(8, 8, 4))
+    bm = S.reshape(8, 4, 2).max(-1)
+    assert bm[5].tolist() == [NEG, 2, 8, NEG] and bm[7].tolist() == [NEG, NEG, 2, 1]
+    c = count_trace(bm, 2, 2, "natural", window=4, record_orders=True)
+    assert c.row_counts[0].tolist() == WIN_ROWS
+    assert c.tile_events[0].tolist() == WIN_TILES
+    assert c.n_visible.tolist() == [1, 2, 3, 3]      # block 0 not visited by tile 3
+    # the replay in the recorded order gives softmax·V and rescales exactly as counted
+    V = np.random.default_rng(0).normal(size=(8, 3))
+    out, resc = online_softmax(S, V, c.orders[0], 2, return_rescales=True)
+    assert np.max(np.abs(out - softmax_reference(S, V))) <= 1e-12
+    assert resc.tolist() == WIN_ROWS
+    # a window as wide as the context is the causal case
+    full = count_trace(hand_block_max(), 2, 2, "natural", window=8)
+    assert full.row_counts[0].tolist() == HAND_ROWS["natural"]
+    # the bug of issue 10: masking with a large finite negative (fp32 min) instead of
+    # -inf makes the first in-window block of row 5 a rescale and visits block 0
+    bad = np.where(np.isneginf(bm), np.finfo(np.float32).min, bm)
+    wrong = count_trace(np.where(tr.visible_mask(8, 4, 2), bad, NEG), 2, 2, "natural")
+    assert wrong.row_counts[0].sum() > sum(WIN_ROWS)
+
+
+def test_window_trace_roundtrip_and_summary(tmp_path):
+    rng = np.random.default_rng(5)
+    L, nb = 256, 16
+    bm = rng.normal(size=(2, 1, L, L)).astype(np.float32)
+    bm[1, :, tr.window_mask(L, L, 64) == 0] = NEG   # layer 1: 64-key window
+    bm[0, :, tr.window_mask(L, L, None) == 0] = NEG
+    b16 = bm.reshape(2, 1, L, nb, 16).max(-1)
+    summ = tr.summarize_block_max(b16, layer_windows=[None, 64], blocks=(32,))
+    tr.save_trace(tmp_path / "m_t_L256.npz", b16, {"layer_windows": [None, 64],
+                                                   "summary": summ})
+    t = tr.load_trace(tmp_path / "m_t_L256.npz")
+    assert t.windows == [None, 64]
+    assert np.array_equal(np.isneginf(t.ranks), np.isneginf(b16[:, 0]))
+    for p in BUILTIN:
+        want = summ[f"prefill/{p}/32/32"]
+        got = tr.count_heads(t.block_max(32), t.windows, 32, 32, p)
+        assert got == pytest.approx(want, abs=1e-12)
+    # the windowed layer visits fewer blocks: 64 keys span at most 3 blocks of 32 keys
+    w = count_trace(t.block_max(32)[1:], 32, 32, "natural", window=64)
+    assert w.n_visible.tolist() == [1, 2, 3, 3, 3, 3, 3, 3]
+
+
+# ---------------------------------------------------------------- trace sets
+
+def test_trace_names_keyed_by_model_never_overwrite(tmp_path, capsys):
+    from fusioncim_plugin.softmax import capture
+
+    names = {tr.trace_name(m, "license", 512) for m in ("smollm2", "gemma3")}
+    assert names == {"smollm2_license_L512.npz", "gemma3_license_L512.npz"}
+    assert capture.model_key("/x/My_Model.Q4_K_M.gguf") == "my-model-q4-k-m"
+    f = tmp_path / "smollm2_license_L512.npz"
+    f.write_bytes(b"keep")
+    rc = capture.main(["--model", "smollm2", "--text", "license", "--seq-len", "512",
+                       "--out", str(tmp_path)])
+    assert rc == 2 and f.read_bytes() == b"keep"
+    assert "--overwrite" in capsys.readouterr().err
+    rc = capture.main(["--model", "nope", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "smollm2" in err and "gemma3" in err
+
+
+def test_capture_without_torch_names_the_extra(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from fusioncim_plugin.softmax import capture
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda n, *a: None if n == "torch" else real(n, *a))
+    rc = capture.main(["--text", "license", "--seq-len", "512", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "torch" in err and "[traces]" in err
+
+
+def _fake_trace(path, seq_len=512, seed=0):
+    """A valid trace of random scores (1 layer, 2 heads): numbers unlike any model's."""
+    rng = np.random.default_rng(seed)
+    nb = seq_len // 16
+    bm = rng.normal(size=(1, 2, seq_len, nb)).astype(np.float32)
+    bm[..., ~tr.visible_mask(seq_len, nb)] = NEG
+    tr.save_trace(path, bm, {"seq_len": seq_len, "model": "fake", "n_layers": 1,
+                             "n_heads": 2, "summary": tr.summarize_block_max(bm)})
+
+
+def test_traces_isolation(tmp_path, monkeypatch):
+    """A file added to data/traces changes nothing unless selected with traces=."""
+    from fusioncim_plugin.evaluation import evaluate
+    from fusioncim_plugin.softmax import profile
+
+    data = tmp_path / "traces"
+    data.mkdir()
+    for n in profile.DEFAULT_TRACES:
+        (data / n).symlink_to(tr.data_dir() / n)
+    (data / "synthetic_fit.json").symlink_to(tr.data_dir() / "synthetic_fit.json")
+    wl = dict(model="llama3-8b", phase="prefill", seq_len=512)
+    base = rescale_profile("natural", 512, 32, 32)
+    base_e = evaluate("fusioncim", wl).rescale_events
+    _fake_trace(data / "zzz_license_L512.npz")
+    monkeypatch.setattr(tr, "data_dir", lambda: data)
+    rescale_profile.cache_clear()
+    assert rescale_profile("natural", 512, 32, 32).row_rescales_per_row == \
+        base.row_rescales_per_row
+    assert evaluate("fusioncim", wl).rescale_events == base_e
+    sel = rescale_profile("natural", 512, 32, 32, traces=data / "zzz_license_L512.npz")
+    assert "zzz_license_L512.npz" in sel.source
+    assert sel.row_rescales_per_row != pytest.approx(base.row_rescales_per_row, abs=0.05)
+    assert evaluate("fusioncim", wl, traces=str(data / "zzz_license_L512.npz")
+                    ).rescale_events != base_e
+
+
+def test_deleted_or_corrupt_trace_is_an_error(tmp_path, monkeypatch):
+    from fusioncim_plugin.softmax import profile
+
+    data, real = tmp_path / "traces", tr.data_dir()
+    data.mkdir()
+    for n in profile.DEFAULT_TRACES[1:]:
+        (data / n).symlink_to(real / n)
+    monkeypatch.setattr(tr, "data_dir", lambda: data)
+    rescale_profile.cache_clear()
+    missing = profile.DEFAULT_TRACES[0]
+    for L in (512, 4096):  # never silently the synthetic model instead
+        with pytest.raises(tr.TraceError, match=missing):
+            rescale_profile("natural", L, 32, 32)
+    cut = tmp_path / "cut_license_L512.npz"
+    cut.write_bytes((real / missing).read_bytes()[:50000])
+    with pytest.raises(tr.TraceError, match="cut_license_L512.npz.*truncated or corrupt"):
+        rescale_profile("natural", 512, 32, 32, traces=cut)
+
+
+@pytest.mark.parametrize("bad", ["0", "7", "32,abc", "-16", ""])
+def test_cli_stats_bad_blocks_one_line(bad, capsys):
+    from fusioncim_plugin.cli import main
+
+    assert main(["softmax-stats", "--blocks", bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--blocks" in err and "16" in err
+
+
+def test_cli_stats_corrupt_trace_names_file(tmp_path, capsys):
+    from fusioncim_plugin.cli import main
+
+    cut = tmp_path / "smollm2_cut_L512.npz"
+    cut.write_bytes((tr.data_dir() / "smollm2_license_L512.npz").read_bytes()[:4000])
+    assert main(["softmax-stats", "--traces", str(cut)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(cut) in err
+
+
+def test_policies_do_not_import_rescale():
+    """The policies <-> rescale import circle is broken: rescale imports policies only."""
+    import ast
+    import inspect
+
+    from fusioncim_plugin.softmax import policies, rescale
+
+    def imported(mod):
+        tree = ast.parse(inspect.getsource(mod))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+    assert "rescale" not in imported(policies)
+    assert "policies" in imported(rescale)
+    assert rescale.TileContext is policies.TileContext

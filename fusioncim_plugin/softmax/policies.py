@@ -3,7 +3,8 @@
 A policy is a callable ``policy(q_tile, n_visible, ctx) -> order`` where ``order`` is a
 permutation of ``range(n_visible)``: either one list/1-D array shared by the whole batch,
 or a ``[ctx.batch, n_visible]`` array (one order per head/sequence, e.g. when it depends
-on history). ``ctx`` is a :class:`~fusioncim_plugin.softmax.rescale.TileContext`.
+on history). ``ctx`` is a :class:`TileContext` (defined here; :mod:`.rescale` imports this module,
+never the other way round).
 A causal (realisable) policy may only use the tile geometry and what earlier tiles left
 (``ctx.prev_*``, ``ctx.state``); only oracles read ``ctx.block_max``.
 
@@ -21,11 +22,37 @@ tile events use the shared order (see ``oracle``).
 """
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
-from .rescale import TileContext
+
+@dataclass
+class TileContext:
+    """What an order policy may look at for one query tile.
+
+    Causal policies may use only the geometry fields and ``prev_*``/``state`` (information
+    from already-processed tiles). ``block_max`` is the current tile's own scores: only
+    an *oracle* may read it.
+    """
+
+    q_tile: int                 # index of the query tile (decode: index of the step)
+    n_visible: int              # KV blocks with at least one unmasked key for the tile
+    diag: int                   # KV block holding the tile's last query row (causal)
+    row_start: int              # first query position of the tile
+    row_stop: int               # one past the last query position
+    block_q: int
+    block_kv: int
+    batch: int                  # number of independent heads/sequences batched together
+    block_max: np.ndarray | None = None      # [batch, rows, n_visible]: oracle only
+    prev_row_argmax: np.ndarray | None = None  # [batch, rows_prev], -1 = none
+    prev_diag: int | None = None
+    prev_n_visible: int | None = None
+    state: dict[str, Any] = field(default_factory=dict)  # per-run scratch for policies
+    first_block: int = 0        # absolute index of visible block 0 (sliding window)
+
+
 
 Policy = Callable[[int, int, TileContext], "np.ndarray | list[int]"]
 ORDER_POLICIES: dict[str, Policy] = {}
@@ -80,11 +107,12 @@ def sink_local(q_tile: int, n_visible: int, ctx: TileContext):
     return _front([0, ctx.diag], n_visible)
 
 
-@register_policy("local_sink", uses_history=False)
-def local_sink(q_tile: int, n_visible: int, ctx: TileContext):
-    """Diagonal block first, then the sink block 0, then the rest in natural order.
-
-    An extra order beyond the four studied ones: the mirror of ``sink_local``."""
+@register_policy("diagonal_first", uses_history=False)
+def diagonal_first(q_tile: int, n_visible: int, ctx: TileContext):
+    """The paper's order (Xuan et al., arXiv 2604.25317 (2026)): the tile's diagonal block
+    first, then every other block in natural order (so the sink block 0 comes second).
+    The true row max is still tracked and every visible block is visited (no skipping),
+    so the result is exact; only the number of rescales changes."""
     return _front([ctx.diag, 0], n_visible)
 
 

@@ -12,6 +12,20 @@ from . import traces as tr
 
 PHASES = ("prefill", "decode")
 SOURCES = ("auto", "trace", "synthetic")
+# The traces `evaluate` uses unless told otherwise (``traces=`` / ``--traces``): SmolLM2
+# (LLaMA architecture, like the evaluated LLaMA-3 models), named one by one so that a file
+# added to data/traces never changes the default numbers and a missing one is an error,
+# never silently replaced by the synthetic model.
+DEFAULT_TRACES = tuple(f"smollm2_{text}_L{n}.npz" for text in ("license", "textwrap")
+                       for n in (512, 2048))
+
+
+def resolve_traces(traces=None) -> tuple[str, ...]:
+    """Absolute paths of the trace set ``traces`` (None = :data:`DEFAULT_TRACES` in
+    ``data/traces``; else a ``.npz`` file, a folder, or a list of them)."""
+    if traces is None:
+        traces = [tr.data_dir() / n for n in DEFAULT_TRACES]
+    return tuple(str(p.resolve()) for p in tr.find_traces(traces))
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,7 @@ def _pos_int(name: str, v) -> int:
 
 def rescale_profile(order: str, seq_len: int, block_q: int, block_kv: int,
                     phase: str = "prefill", causal: bool = True,
-                    source: str = "auto") -> RescaleProfile:
+                    source: str = "auto", traces=None) -> RescaleProfile:
     """Mean rescale counts for KV visiting ``order`` at ``seq_len`` tokens.
 
     ``order``: a name in :data:`~fusioncim_plugin.softmax.ORDER_POLICIES`.
@@ -54,9 +68,12 @@ def rescale_profile(order: str, seq_len: int, block_q: int, block_kv: int,
     ``block_q`` rows) or ``"decode"`` (one query row attending to ``seq_len`` keys;
     ``block_q`` is ignored; mean over the last 64 decode steps up to ``seq_len``, so that
     history-based orders have a previous step).
-    ``source``: ``"auto"`` (shipped real traces when ``seq_len`` and the block sizes match
-    one — 512 or 2048 tokens, blocks multiples of 16 — and ``causal``; else the fitted
-    synthetic model), ``"trace"`` (error if none matches) or ``"synthetic"``.
+    ``source``: ``"auto"`` (real traces of the set ``traces`` when one has ``seq_len``
+    tokens and ``causal``; else the fitted synthetic model), ``"trace"`` (error if none
+    matches) or ``"synthetic"``.
+    ``traces``: the trace set (a ``.npz`` file, a folder or a list; default
+    :data:`DEFAULT_TRACES`, the shipped SmolLM2 captures at 512 and 2048 tokens). A
+    missing, truncated or corrupt file is an error naming it.
     Synthetic numbers come from the table precomputed with large samples in
     ``synthetic_fit.json`` (built-in orders, blocks 16/32/64/128, 4096…131072 tokens,
     linear in log2(seq_len) between powers of two; ``[table]``), else from a quick
@@ -84,15 +101,19 @@ def rescale_profile(order: str, seq_len: int, block_q: int, block_kv: int,
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     if phase == "decode":
         block_q = 1
-    return _profile(order, seq_len, block_q, block_kv, phase, bool(causal), source)
+    files = resolve_traces(traces) if source != "synthetic" else ()
+    return _profile(order, seq_len, block_q, block_kv, phase, bool(causal), source, files)
 
 
 @functools.lru_cache(maxsize=4096)
-def _profile(order, seq_len, block_q, block_kv, phase, causal, source) -> RescaleProfile:
-    files = _matching_traces(seq_len) if causal else []
+def _profile(order, seq_len, block_q, block_kv, phase, causal, source,
+             trace_set) -> RescaleProfile:
+    files = [Path(p) for p in trace_set if tr.load_meta(p)["seq_len"] == seq_len] \
+        if causal else []
     if source == "trace" and not files:
-        have = sorted({tr.load_meta(p)["seq_len"] for p in tr.shipped_traces()})
-        raise ValueError(f"no shipped causal trace for seq_len={seq_len} (have: {have})")
+        have = sorted({tr.load_meta(p)["seq_len"] for p in trace_set})
+        raise ValueError(f"no causal trace for seq_len={seq_len} in the trace set "
+                         f"(have: {have})")
     if source in ("auto", "trace") and files:
         row, tile, nv, src = _from_traces(files, order, seq_len, block_q, block_kv, phase)
     else:
@@ -118,13 +139,7 @@ def _profile(order, seq_len, block_q, block_kv, phase, causal, source) -> Rescal
 rescale_profile.cache_clear = _profile.cache_clear  # type: ignore[attr-defined]
 
 
-def _matching_traces(seq_len: int) -> list[Path]:
-    return [p for p in tr.shipped_traces() if p.name.endswith(f"_L{seq_len}.npz")]
-
-
 def _from_traces(files, order, seq_len, block_q, block_kv, phase):
-    from .rescale import count_trace
-
     vals, how = [], set()
     for p in files:
         key = f"{phase}/{order}/{block_q}/{block_kv}"
@@ -137,10 +152,10 @@ def _from_traces(files, order, seq_len, block_q, block_kv, phase):
         bm = t.block_max(block_kv)
         if phase == "decode":
             rows = tr.decode_rows(seq_len)
-            c = count_trace(bm[:, rows], 1, block_kv, order, row_pos=rows)
+            vals.append(tr.count_heads(bm[:, rows], t.windows, 1, block_kv, order,
+                                       row_pos=rows))
         else:
-            c = count_trace(bm, block_q, block_kv, order)
-        vals.append([c.row_rescales_per_row, c.tile_rescales_per_tile, c.n_kv_blocks_per_tile])
+            vals.append(tr.count_heads(bm, t.windows, block_q, block_kv, order))
         how.add(f"stored-heads:{len(t.rank_heads)}")
     row, tile, nv = np.mean(np.asarray(vals, dtype=float), axis=0)
     src = "trace:" + ",".join(p.name for p in files) + "[" + ",".join(sorted(how)) + "]"

@@ -26,10 +26,14 @@ Definitions used throughout this package
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .policies import TileContext, get_policy
+
+__all__ = ["TileContext", "TraceCounts", "count_rescales", "count_trace", "row_argmax_block"]
 
 
 def count_rescales(block_max: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,30 +79,6 @@ def row_argmax_block(block_max: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class TileContext:
-    """What an order policy may look at for one query tile.
-
-    Causal policies may use only the geometry fields and ``prev_*``/``state`` (information
-    from already-processed tiles). ``block_max`` is the current tile's own scores: only
-    an *oracle* may read it.
-    """
-
-    q_tile: int                 # index of the query tile (decode: index of the step)
-    n_visible: int              # KV blocks with at least one unmasked key for the tile
-    diag: int                   # KV block holding the tile's last query row (causal)
-    row_start: int              # first query position of the tile
-    row_stop: int               # one past the last query position
-    block_q: int
-    block_kv: int
-    batch: int                  # number of independent heads/sequences batched together
-    block_max: np.ndarray | None = None      # [batch, rows, n_visible]: oracle only
-    prev_row_argmax: np.ndarray | None = None  # [batch, rows_prev], -1 = none
-    prev_diag: int | None = None
-    prev_n_visible: int | None = None
-    state: dict[str, Any] = field(default_factory=dict)  # per-run scratch for policies
-
-
-@dataclass
 class TraceCounts:
     """Rescale counts for a whole attention (all tiles, batched over heads)."""
 
@@ -122,17 +102,22 @@ class TraceCounts:
         return float(self.n_visible.mean())
 
 
-def _visible_blocks(row_stop: int, n_blocks: int, block_kv: int, causal: bool,
-                    kv_offset: int) -> int:
+def _visible_blocks(row_start: int, row_stop: int, n_blocks: int, block_kv: int,
+                    causal: bool, kv_offset: int, window: int | None) -> tuple[int, int]:
+    """``(first, n)``: the tile's visible KV blocks are ``first … first + n − 1`` (those
+    holding a key that some row of the tile may attend to)."""
     if not causal:
-        return n_blocks
-    return min(n_blocks, -(-(row_stop + kv_offset) // block_kv))
+        return 0, n_blocks
+    stop = min(n_blocks, -(-(row_stop + kv_offset) // block_kv))
+    first = max(0, row_start + kv_offset - window + 1) // block_kv if window else 0
+    return first, stop - first
 
 
 def count_trace(block_max: np.ndarray, block_q: int, block_kv: int, policy,
                 causal: bool = True, row_pos: np.ndarray | None = None,
                 tiles: np.ndarray | None = None, kv_offset: int = 0,
-                validate: bool = True, record_orders: bool = False) -> TraceCounts:
+                validate: bool = True, record_orders: bool = False,
+                window: int | None = None) -> TraceCounts:
     """Run a visiting-order policy over every query tile of ``block_max``.
 
     ``block_max``: ``[batch, n_rows, n_blocks]`` maxima over KV blocks of ``block_kv``
@@ -142,12 +127,16 @@ def count_trace(block_max: np.ndarray, block_q: int, block_kv: int, policy,
     into tiles by ``row_pos // block_q``, and ``tiles`` (default: all) picks the tiles to
     evaluate, in increasing order (a policy's history is the previous *evaluated* tile).
     ``kv_offset``: keys before query position 0 (decode/prefix), for causal visibility.
+    ``window``: sliding-window attention (keys; query ``i`` sees keys ``i − window < j ≤
+    i``, ``block_max`` must already be ``-inf`` outside it): KV blocks that no row of the
+    tile can see are neither visited nor counted, as a sliding-window kernel skips them.
+    The policy then sees the tile's visible blocks ``first … first + n_visible − 1`` as
+    ``0 … n_visible − 1`` (block 0 is the oldest visible one; ``TileContext.first_block``
+    gives the offset), and the tile's ``n_visible`` counts only those.
     ``record_orders``: also return each row's full visiting order (its tile's order, the
     per-row order for policies with ``row_order``, then the invisible blocks), e.g. to
     replay it with :func:`~fusioncim_plugin.softmax.exact.online_softmax`.
     """
-    from .policies import get_policy
-
     pol = get_policy(policy)
     bm = np.asarray(block_max)
     if bm.ndim == 2:
@@ -167,14 +156,18 @@ def count_trace(block_max: np.ndarray, block_q: int, block_kv: int, policy,
     for k, t in enumerate(tiles):
         rows = np.nonzero(tile_of == t)[0]
         r0, r1 = int(pos[rows[0]]), int(pos[rows[-1]]) + 1
-        nv = _visible_blocks(r1, n_blocks, block_kv, causal, kv_offset)
+        lo, nv = _visible_blocks(r0, r1, n_blocks, block_kv, causal, kv_offset, window)
         # the KV block holding the tile's last query position (causal: the last visible)
-        diag = min((r1 - 1 + kv_offset) // block_kv, nv - 1)
-        tbm = bm[:, rows, :nv]
+        diag = min((r1 - 1 + kv_offset) // block_kv - lo, nv - 1)
+        tbm = bm[:, rows, lo:lo + nv]
+        # history in this tile's block numbering (blocks that slid out of the window: -1)
+        p_arg = None if prev_arg is None else np.where(prev_arg >= lo, prev_arg - lo, -1)
         ctx = TileContext(q_tile=int(t), n_visible=nv, diag=diag, row_start=r0, row_stop=r1,
                           block_q=block_q, block_kv=block_kv, batch=batch, block_max=tbm,
-                          prev_row_argmax=prev_arg, prev_diag=prev_diag,
-                          prev_n_visible=prev_nv, state=state)
+                          prev_row_argmax=p_arg,
+                          prev_diag=None if prev_diag is None else max(prev_diag - lo, 0),
+                          prev_n_visible=None if prev_nv is None else prev_nv - lo,
+                          state=state, first_block=lo)
         order = np.asarray(pol(int(t), nv, ctx), dtype=np.intp)
         if validate:
             _check_order(order, nv)
@@ -189,14 +182,15 @@ def count_trace(block_max: np.ndarray, block_q: int, block_kv: int, policy,
         if rec is not None:
             full = np.broadcast_to((ro if ro is not None else order[:, None, :]),
                                    (batch, len(rows), nv))
-            rec[:, rows, :nv] = full
-            rec[:, rows, nv:] = np.arange(nv, n_blocks)
+            rec[:, rows, :nv] = full + lo
+            rec[:, rows, nv:] = np.r_[0:lo, lo + nv:n_blocks]
         row_counts[:, rows] = rc
         events[:, k] = ev
         arg = row_argmax_block(tbm, order)
+        arg = np.where(arg >= 0, arg + lo, -1)   # absolute block numbers
         argmax[:, rows] = arg
         nvis[k] = nv
-        prev_arg, prev_diag, prev_nv = arg, diag, nv
+        prev_arg, prev_diag, prev_nv = arg, diag + lo, nv + lo
     sel = np.isin(tile_of, tiles)
     return TraceCounts(row_counts=row_counts[:, sel], tile_events=events, n_visible=nvis,
                        argmax_block=argmax[:, sel], row_pos=pos[sel],

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .traces import BASE_BLOCK, data_dir, load_trace, pool_blocks, shipped_traces
+from .traces import BASE_BLOCK, data_dir, load_trace, pool_blocks
 
 FIT_FILE = "synthetic_fit.json"
 K_EARLY = 4   # blocks 0..3 (the first 64 keys) get fitted, not random, salience
@@ -72,6 +72,7 @@ class HeadParams:
     rho: float = 0.0  # lag-1 correlation of the row noise between adjacent query rows
     early: tuple = ()  # fixed salience of 16-key blocks 1..K_EARLY-1 (the "sink region")
     source: str = ""
+    window: int | None = None  # sliding window [keys] of the head's layer (None: global)
 
     def f(self, d: np.ndarray) -> np.ndarray:
         d = np.asarray(d, dtype=np.float64)
@@ -110,20 +111,25 @@ def generate_block_max(params: HeadParams, rows: np.ndarray, n_blocks: int,
     v[:, 0] = np.maximum(v[:, 0], sink.astype(np.float32))
     if causal:
         v[d < 0] = -np.inf
+        if params.window:  # blocks with no key in (row − window, row]
+            v[j[None, :] * BASE_BLOCK + BASE_BLOCK - 1 <= rows[:, None] - params.window] \
+                = -np.inf
     return v
 
 
 # ---------------------------------------------------------------- fitting
 
 def fit_head(bm: np.ndarray, source: str = "", first_row: int | None = None,
-             n_iter: int = 8) -> HeadParams:
-    """Fit :class:`HeadParams` to one head's 16-key block maxima ``[L, nb]``."""
+             n_iter: int = 8, window: int | None = None) -> HeadParams:
+    """Fit :class:`HeadParams` to one head's 16-key block maxima ``[L, nb]`` (``window``:
+    the layer's sliding window in keys; blocks outside it are ``-inf`` and not fitted)."""
     L, nb = bm.shape
     r0 = L // 2 if first_row is None else first_row
     rows = np.arange(r0, L)
     x = bm[rows].astype(np.float64)
     d = (rows // BASE_BLOCK)[:, None] - np.arange(nb)[None, :]
-    vis = d >= 0
+    vis = (d >= 0) & np.isfinite(x)
+    x = np.where(vis, x, 0.0)
     body = vis & (np.arange(nb)[None, :] >= 1)
     dmax = int(d.max())
     f = np.zeros(dmax + 1)
@@ -169,10 +175,12 @@ def fit_head(bm: np.ndarray, source: str = "", first_row: int | None = None,
             best = (err, w, coef)
     _, w, (A, beta, C) = best
     D = float(f[0] - C)
-    sink = x[:, 0] - r - C
+    sink = (x[:, 0] - r - C)[vis[:, 0]]
+    if sink.size == 0:  # block 0 outside the window for every fitted row: no sink seen
+        sink = np.array([-1e4])
     return HeadParams(D=D, A=float(A), w=float(w), beta=float(beta), sigma_c=sigma_c,
                       sigma_r=sigma_r, S=float(np.mean(sink)), sigma_s=float(np.std(sink)),
-                      rho=rho, early=early, source=source)
+                      rho=rho, early=early, source=source, window=window)
 
 
 RHO_GRID = tuple(round(0.05 * k, 2) for k in range(20))   # 0.00 … 0.95
@@ -190,13 +198,14 @@ def calibrate_rho(hp: HeadParams, bm: np.ndarray, seed: int = 0,
 
     L, nb = bm.shape
     rows = np.arange(L)
-    target = sum(count_trace(bm[None], 16, 16, p).tile_rescales_per_tile
+    w = hp.window
+    target = sum(count_trace(bm[None], 16, 16, p, window=w).tile_rescales_per_tile
                  for p in ("natural", "sink_local"))
     best = None
     for rho in grid:
         h = replace(hp, rho=float(rho))
         syn = generate_block_max(h, rows, nb, seed=seed)[None]
-        v = sum(count_trace(syn, 16, 16, p, validate=False).tile_rescales_per_tile
+        v = sum(count_trace(syn, 16, 16, p, validate=False, window=w).tile_rescales_per_tile
                 for p in ("natural", "sink_local"))
         if best is None or abs(v - target) < best[0]:
             best = (abs(v - target), h)
@@ -204,18 +213,46 @@ def calibrate_rho(hp: HeadParams, bm: np.ndarray, seed: int = 0,
 
 
 def fit(trace_files=None, calibrate: bool = True) -> list[HeadParams]:
-    """Fit every value head of the given (default: shipped 512-token) traces."""
-    files = trace_files or [p for p in shipped_traces() if p.name.endswith("_L512.npz")]
+    """Fit every value head of the given traces (default: :func:`fit_files` of
+    SmolLM2)."""
+    from .traces import trace_windows
+
+    files = trace_files or fit_files("smollm2")
     out = []
     for fn in files:
         t = load_trace(Path(fn))
         if t.values is None:
             continue
         bm = t.block_max(BASE_BLOCK, kind="values")
+        # the layer's configured window: a 512-token capture does not show a 512-key one
+        kinds = t.meta.get("config_layer_types") or []
+        wins = [w or (t.meta.get("config_sliding_window")
+                      if int(l) < len(kinds) and kinds[int(l)] == "sliding_attention" else None)
+                for w, l in zip(trace_windows(t.meta, t.value_heads[:, 0]), t.value_heads[:, 0])]
         for k, (l, h) in enumerate(t.value_heads):
-            hp = fit_head(bm[k], source=f"{Path(fn).name}:L{l}H{h}")
+            hp = fit_head(bm[k], source=f"{Path(fn).name}:L{l}H{h}", window=wins[k])
             out.append(calibrate_rho(hp, bm[k]) if calibrate else hp)
     return out
+
+
+FIT_TEXTS = ("license", "textwrap")      # the fit sees these texts only
+HELDOUT_TEXTS = ("argparse", "difflib")  # data/traces/heldout: validation only
+FIT_LEN = 512
+
+
+def fit_files(model: str, directory=None) -> list[Path]:
+    """The traces a model's synthetic fit is made from: its ``FIT_TEXTS`` captures at
+    ``FIT_LEN`` tokens in ``directory`` (default ``data/traces``): their fp16 values of
+    one head per layer (rows of the second half). (Fitting on the 2048-token captures'
+    value heads, one of every third layer, was tried: that head subset is not
+    representative of all heads and its errors were larger.)"""
+    d = Path(directory) if directory else data_dir()
+    return [d / f"{model}_{t}_L{FIT_LEN}.npz" for t in FIT_TEXTS]
+
+
+def fit_file(model: str = "smollm2") -> str:
+    """File name of a model's fit in ``data/traces`` (SmolLM2 keeps the historic name)."""
+    return FIT_FILE if model == "smollm2" else f"synthetic_fit_{model}.json"
 
 
 # ---------------------------------------------------------------- stored fit
@@ -223,9 +260,17 @@ def fit(trace_files=None, calibrate: bool = True) -> list[HeadParams]:
 @functools.lru_cache(maxsize=4)
 def load_fit(path=None) -> tuple[HeadParams, ...]:
     p = Path(path) if path else data_dir() / FIT_FILE
-    with open(p) as fh:
-        doc = json.load(fh)
-    return tuple(HeadParams(**{**h, "early": tuple(h.get("early", ()))}) for h in doc["heads"])
+    from .traces import TraceError
+
+    try:
+        with open(p) as fh:
+            doc = json.load(fh)
+        return tuple(HeadParams(**{**h, "early": tuple(h.get("early", ()))})
+                     for h in doc["heads"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise TraceError(f"synthetic fit {p} is missing or unreadable ({type(e).__name__}); "
+                         "restore it or refit: python -m fusioncim_plugin.softmax.synthetic"
+                         ) from None
 
 
 def save_fit(heads, quality: dict, path=None, extra: dict | None = None) -> Path:
@@ -296,7 +341,7 @@ def synthetic_counts(order, seq_len: int, block_q: int, block_kv: int, phase: st
         bm = generate_block_max(hp, rows, nb_gen, seed=seed * 100003 + k, causal=causal)
         bm = pool_blocks(bm, f)
         c = count_trace(bm[None], bq, block_kv, pol, causal=causal, row_pos=rows,
-                        validate=False)
+                        validate=False, window=hp.window)
         tiles = np.unique(rows // bq)
         keep_t = np.isin(tiles, score if phase == "prefill" else score)
         keep_r = np.isin(rows // bq, score if phase == "prefill" else score)
@@ -310,19 +355,20 @@ def synthetic_counts(order, seq_len: int, block_q: int, block_kv: int, phase: st
 
 def compare_to_traces(heads=None, trace_files=None, policies=None, blocks=(16, 32, 64),
                       seed: int = 0) -> dict:
-    """Synthetic vs real mean rescales (per row and per tile) for every shipped trace
-    length (real = all-head summary stored in the trace files, averaged over texts), for
-    prefill with ``block_q = block_kv``. Returns ``{"{L}/{policy}/{B}": {...}}`` with
-    real/synthetic values and relative errors."""
-    from .traces import SUMMARY_POLICIES
+    """Synthetic vs real mean rescales (per row and per tile) for every trace length in
+    ``trace_files`` (real = the all-head summary stored in each file, averaged over the
+    files of that length), prefill with ``block_q = block_kv``. Returns
+    ``{"{L}/{policy}/{B}": {...}}`` with real/synthetic values and their errors
+    (``rel_err``: signed, (synthetic − real) / real)."""
+    from .traces import SUMMARY_POLICIES, load_meta
 
     policies = policies or SUMMARY_POLICIES
     heads = tuple(heads) if heads is not None else load_fit()
-    files = trace_files or shipped_traces()
+    files = trace_files or fit_files("smollm2")
     by_len: dict[int, list[dict]] = {}
     for fn in files:
-        t = load_trace(Path(fn))
-        by_len.setdefault(t.seq_len, []).append(t.meta["summary"])
+        m = load_meta(Path(fn))
+        by_len.setdefault(m["seq_len"], []).append(m["summary"])
     out = {}
     for L, sums in sorted(by_len.items()):
         for pol in policies:
@@ -333,11 +379,37 @@ def compare_to_traces(heads=None, trace_files=None, policies=None, blocks=(16, 3
                 ent = {"real_row": round(float(real[0]), 4), "syn_row": round(syn[0], 4),
                        "real_tile": round(float(real[1]), 4), "syn_tile": round(syn[1], 4)}
                 for k in ("row", "tile"):
-                    r, s = ent[f"real_{k}"], ent[f"syn_{k}"]
-                    ent[f"abs_err_{k}"] = round(abs(s - r), 4)
-                    ent[f"rel_err_{k}"] = round(abs(s - r) / r, 4) if r > 0 else None
+                    r, s_ = ent[f"real_{k}"], ent[f"syn_{k}"]
+                    ent[f"abs_err_{k}"] = round(abs(s_ - r), 4)
+                    ent[f"rel_err_{k}"] = round((s_ - r) / r, 4) if r > 0 else None
                 out[f"{L}/{pol}/{B}"] = ent
     return out
+
+
+def validation_sets(model: str) -> dict[str, list[Path]]:
+    """Trace groups a model's fit is checked against: ``fit`` (the fitted captures and
+    the same texts at 512 tokens), ``heldout`` (texts the fit never saw), ``other_model``
+    (every capture of the other built-in model)."""
+    other = "gemma3" if model == "smollm2" else "smollm2"
+    d, h = data_dir(), data_dir() / "heldout"
+    return {
+        "fit": fit_files(model) + [d / f"{model}_{t}_L512.npz" for t in FIT_TEXTS],
+        "heldout": sorted(h.glob(f"{model}_*_L*.npz")),
+        "other_model": sorted(d.glob(f"{other}_*_L*.npz")) + sorted(h.glob(f"{other}_*_L*.npz")),
+    }
+
+
+def _worst(q: dict) -> dict:
+    worst: dict = {}
+    for k, v in q.items():
+        L = k.split("/")[0]
+        for m in ("row", "tile"):
+            kk = f"max_abs_err_{m}_L{L}"
+            worst[kk] = max(worst.get(kk, 0.0), v[f"abs_err_{m}"])
+            if v[f"rel_err_{m}"] is not None and v[f"real_{m}"] >= 0.1:
+                kk = f"max_rel_err_{m}_L{L}(real>=0.1)"
+                worst[kk] = max(worst.get(kk, 0.0), abs(v[f"rel_err_{m}"]))
+    return worst
 
 
 TABLE_SEQ_LENS = tuple(2 ** k for k in range(12, 18))   # 4096 … 131072
@@ -398,45 +470,52 @@ def load_table(path=None) -> dict:
 
 
 def main(argv=None) -> int:
-    """``python -m fusioncim_plugin.softmax.synthetic [--out FILE]``: refit the synthetic
-    model on the shipped 512-token traces and write it with its quality report and the
-    precomputed table (about 10 minutes on 2 cores)."""
+    """``python -m fusioncim_plugin.softmax.synthetic [--model M] [--out FILE]``: refit a
+    model's synthetic long-context model on its :func:`fit_files`, check it against
+    :func:`validation_sets`, and write it with its quality report (and, for SmolLM2, the
+    precomputed table ``evaluate`` reads; about 10 minutes on 2 cores)."""
     import argparse
 
     p = argparse.ArgumentParser(prog="fusioncim_plugin.softmax.synthetic")
+    p.add_argument("--model", default="smollm2", choices=["smollm2", "gemma3"])
+    p.add_argument("--fit-dir", default=None,
+                   help="folder with the model's 512-token license/textwrap captures "
+                        "(default data/traces)")
     p.add_argument("--out", default=None)
     p.add_argument("--no-table", action="store_true", help="skip the precomputed grid")
     a = p.parse_args(argv)
-    heads = tuple(fit())
-    q = compare_to_traces(heads)
-    worst = {}
-    for k, v in q.items():
-        L = k.split("/")[0]
-        for m in ("row", "tile"):
-            if v["syn_" + m] is None:
-                continue
-            worst.setdefault(f"max_abs_err_{m}_L{L}", 0.0)
-            worst[f"max_abs_err_{m}_L{L}"] = max(worst[f"max_abs_err_{m}_L{L}"],
-                                                 v[f"abs_err_{m}"])
-            if v[f"rel_err_{m}"] is not None and v[f"real_{m}"] >= 0.1:
-                kk = f"max_rel_err_{m}_L{L}(real>=0.1)"
-                worst[kk] = max(worst.get(kk, 0.0), v[f"rel_err_{m}"])
-    path = save_fit(heads, q, a.out, extra={
-        "fitted_on": sorted({h.source.split(":")[0] for h in heads}),
-        "compared_with": "all-layer/all-head summaries in the shipped traces (prefill, "
-                         "block_q = block_kv, mean over the two texts)",
-        "worst": worst,
-        "refit": "python -m fusioncim_plugin.softmax.synthetic",
-        "table_note": f"synthetic statistics precomputed on seq_len {TABLE_SEQ_LENS[0]}…"
-                      f"{TABLE_SEQ_LENS[-1]} (powers of 2) × blocks {TABLE_BLOCKS}² with a "
-                      f"budget of {TABLE_BUDGET:.0e} block maxima and at most {TABLE_MAX_TILES} "
-                      "query tiles per head each; rescale_profile "
-                      "interpolates linearly in log2(seq_len)",
-        "table": {} if a.no_table else build_table(
-            heads, progress=lambda m: print(m, flush=True))})
+    heads = tuple(fit(fit_files(a.model, a.fit_dir)))
+    if not heads:
+        raise SystemExit(f"no value heads in {[str(f) for f in fit_files(a.model, a.fit_dir)]}"
+                         ": capture them first (data/traces/README.md) and pass --fit-dir")
+    table = {} if (a.no_table or a.model != "smollm2") else build_table(
+        heads, progress=lambda m: print(m, flush=True))
+    path, worst = write_fit(a.model, heads, table, a.out)
     print(json.dumps(worst, indent=1))
     print(f"wrote {path}")
     return 0
+
+
+def write_fit(model: str, heads, table: dict, out=None):
+    """Check ``heads`` against :func:`validation_sets` and write the fit file."""
+    quality = {g: compare_to_traces(heads, files)
+               for g, files in validation_sets(model).items() if files}
+    worst = {g: _worst(q) for g, q in quality.items()}
+    path = save_fit(heads, quality, out or data_dir() / fit_file(model), extra={
+        "fit_model": model,
+        "fitted_on": [f.name for f in fit_files(model)],
+        "validated_on": {g: [f.name for f in v] for g, v in validation_sets(model).items()},
+        "compared_with": "all-layer/all-head summaries stored in the traces (prefill, "
+                         "block_q = block_kv, mean over the texts of each length)",
+        "worst": worst,
+        "refit": f"python -m fusioncim_plugin.softmax.synthetic --model {model}",
+        "table_note": f"synthetic statistics precomputed on seq_len {TABLE_SEQ_LENS[0]}…"
+                      f"{TABLE_SEQ_LENS[-1]} (powers of 2) × blocks {TABLE_BLOCKS}² with a "
+                      f"budget of {TABLE_BUDGET:.0e} block maxima and at most "
+                      f"{TABLE_MAX_TILES} query tiles per head each; rescale_profile "
+                      "interpolates linearly in log2(seq_len)" if table else "no table",
+        "table": table})
+    return path, worst
 
 
 if __name__ == "__main__":
