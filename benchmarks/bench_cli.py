@@ -13,13 +13,15 @@ loaded (median of many calls). Then whole processes of the console command, each
 * warm      - the cache filled by a previous process (no AccelForge import).
 
 The floor is a bare ``python -c pass``. The machine may be shared: the load average is
-printed; compare the ratios, which are measured under the same load.
+printed, and each process's CPU time (user + system) beside its wall time; compare the
+ratios, which are measured under the same load.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,16 +36,23 @@ def _cli() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "fusioncim_plugin.cli"]
 
 
-def _time(cmd: list[str], env: dict, before=None) -> float:
+def _time(cmd: list[str], env: dict, before=None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one process; CPU = user + system, less sensitive than the
+    wall time to other jobs on a shared machine."""
     if before:
         before()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
 
 
-def _stats(xs: list[float]) -> str:
-    return f"{statistics.median(xs):7.3f} s  (min {min(xs):.3f}, max {max(xs):.3f})"
+def _stats(runs: list[tuple[float, float]]) -> str:
+    xs = [w for w, _ in runs]
+    return (f"{statistics.median(xs):7.3f} s  (min {min(xs):.3f}, max {max(xs):.3f}); "
+            f"CPU {statistics.median(c for _, c in runs):.3f} s")
 
 
 def main(argv=None) -> int:
@@ -85,7 +94,10 @@ def main(argv=None) -> int:
     print(f"  CLI, no cache           {_stats(off)}")
     print(f"  CLI, cold (empty cache) {_stats(cold)}")
     print(f"  CLI, warm               {_stats(warm)}")
-    m = statistics.median
+
+    def m(runs):
+        return statistics.median(w for w, _ in runs)
+
     print(f"ratios: warm / in-process {m(warm) / inproc:,.0f}x, cold / in-process "
           f"{m(cold) / inproc:,.0f}x; cold / no cache {m(cold) / m(off):.2f}x; "
           f"no cache / warm {m(off) / m(warm):.1f}x; warm - python floor "

@@ -99,6 +99,8 @@ def _fmt_result(r) -> str:
         f"  buffer traffic    {a.buffer_bytes:.4e} B",
         f"  CIM array writes  {a.cim_write_bytes:.4e} B",
         f"  rescale events    {r.rescale_events:.4e}",
+        f"  area              {r.area_mm2['total']:.4f} mm^2 ("
+        + ", ".join(f"{k} {v:.3f}" for k, v in r.area_mm2.items() if k != "total") + ")",
         "",
         "whole layer (attention + projections + FFN):",
         f"  energy {L.energy_j:.4e} J, latency {L.latency_s:.4e} s, "
@@ -163,9 +165,21 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked for (importlib.metadata is slow to import)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"fusioncim {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fusioncim", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"fusioncim {_version()}")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("evaluate", help="evaluate one design on one workload")
     e.add_argument("--design", default="fusioncim", help="one of: fusioncim, hybrid-qo, "

@@ -334,42 +334,71 @@ def qo_space(arch: Arch, wl: Workload) -> dict[str, list]:
 # --------------------------------------------------------------------------------------
 # The rest of the layer (Q/K/V/O projections, SwiGLU FFN), identical for every design
 # --------------------------------------------------------------------------------------
+def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int) -> dict:
+    """Counts of one weight matrix when ``r`` of the ``n_ip_macros`` macros are stacked
+    along din (their column outputs summed by the inter-macro adder tree) and the other
+    factor spans dout. Bits for memory traffic, adds for the adder tree."""
+    db, acc = arch.var("data_bits"), arch.var("acc_bits")
+    rows, glb = arch.var("macro_rows"), arch.var("glb_bytes") * 8
+    cols = max(1, arch.var("n_ip_macros") // r * arch.var("macro_cols") // db)
+    passes = math.ceil(din / (r * rows))  # row passes whose partial sums meet in the buffer
+    col_tiles = math.ceil(dout / cols)
+    # When a column tile's partial sums for all tokens exceed the buffer, the tokens run
+    # in blocks that fit and the weights are fetched once per block.
+    blocks = math.ceil(T * min(dout, cols) * acc / glb) if passes > 1 else 1
+    return {"r": r, "col_tiles": col_tiles, "token_blocks": blocks,
+            "psum": (passes - 1) * T * dout * acc,  # written, and read back, once each
+            "x_reads": T * din * db * col_tiles,
+            "adds": (min(r, math.ceil(din / rows)) - 1) * passes * T * dout,
+            "w_bits": din * dout * db * blocks}
+
+
 def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
     """Linear layers on the IP-CIM macros in the usual weight-stationary CIM mode.
 
     Per weight matrix (din x dout): the weights are written into the arrays tile by
-    tile and every token streams through each tile; a tile holds ``macro_rows`` input
-    rows x ``n_ip_macros * macro_cols / data_bits`` output columns, so the input
-    activations are read from the buffer once per column tile. Activations come from /
-    go to DRAM once. The macros accumulate one row tile's dot products; across the
-    ``ceil(din / macro_rows)`` row tiles the partial sums (ACC_BITS each) go through the
-    global buffer: written after every row tile but the last, read back before every
-    one but the first. When a column tile's partial sums for all tokens exceed the
-    buffer, the tokens are processed in blocks that fit and the weights are fetched
-    (DRAM, buffer, array write) once per token block. This is the common substrate of
-    all designs; it only serves the system-level (whole layer) figure. The Einsums are
-    those of workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y).
+    tile and every token streams through each tile. A macro holds ``macro_rows`` input
+    rows x ``macro_cols / data_bits`` output columns; ``r`` macros stacked along din add
+    their partial sums in an inter-macro adder tree (``IPCIM_MAC.reduce``), the other
+    ``n_ip_macros / r`` span more output columns. The input activations are read from
+    the buffer once per column tile. Across the ``ceil(din / (r * macro_rows))`` row
+    passes the partial sums (ACC_BITS) go through the global buffer: written after every
+    pass but the last, read back before every one but the first. When a column tile's
+    partial sums for all tokens exceed the buffer, the tokens run in blocks that fit and
+    the weights are fetched (DRAM, buffer, array write) once per token block. ``r`` is
+    the divisor of ``n_ip_macros`` with the least energy for that matrix (the same
+    search for every design: this is their common substrate, only in the whole-layer
+    figures). Activations come from / go to DRAM once. The Einsums are those of
+    workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y).
     """
     c = Counts()
     db = arch.var("data_bits")
-    acc, glb = arch.var("acc_bits"), arch.var("glb_bytes") * 8
-    cols_per_tile = max(1, arch.var("n_ip_macros") * arch.var("macro_cols") // db)
     T = wl.tokens
+    m = arch.var("n_ip_macros")
+    e_rd, e_wr = arch.energy("GlobalBuffer", "read"), arch.energy("GlobalBuffer", "write")
+    e_add, e_dram = arch.energy("IPCIM_MAC", "reduce"), arch.energy("DRAM", "read")
+    e_aw = arch.energy("IPCIMArray", "write")
+
+    def energy(t: dict) -> float:
+        return (t["psum"] * (e_rd + e_wr) + t["x_reads"] * e_rd + t["adds"] * e_add
+                + t["w_bits"] * (e_dram + e_rd + e_wr + e_aw))
+
     for name, (din, dout) in wl.linear_weights().items():
-        col_tiles = math.ceil(dout / cols_per_tile)
-        row_tiles = math.ceil(din / arch.var("macro_rows"))
-        psum_bits = (row_tiles - 1) * T * dout * acc  # written, and read back, once each
-        c.add("GlobalBuffer", "write", f"{name}_psum", psum_bits)
-        c.add("GlobalBuffer", "read", f"{name}_psum", psum_bits)
-        token_blocks = math.ceil(T * min(dout, cols_per_tile) * acc / glb) if row_tiles > 1 else 1
-        w_bits = din * dout * db * token_blocks  # weights fetched once per token block
+        t = min((_linear_tiling(arch, T, din, dout, r) for r in range(1, m + 1) if m % r == 0),
+                key=energy)
+        c.notes.append(f"{name}: {t['r']} macros along the input rows, "
+                       f"{t['token_blocks']} token block(s)")
+        w_bits = t["w_bits"]
+        c.add("GlobalBuffer", "write", f"{name}_psum", t["psum"])
+        c.add("GlobalBuffer", "read", f"{name}_psum", t["psum"])
+        c.add("IPCIM_MAC", "reduce", f"{name}_psum", t["adds"])
         c.add("DRAM", "read", name, w_bits)
         c.add("DRAM", "read", "X", T * din * db)
         c.add("DRAM", "write", "Y", T * dout * db)
         c.add("GlobalBuffer", "write", name, w_bits)
         c.add("GlobalBuffer", "read", name, w_bits)
         c.add("GlobalBuffer", "write", "X", T * din * db)
-        c.add("GlobalBuffer", "read", "X", T * din * db * col_tiles)
+        c.add("GlobalBuffer", "read", "X", t["x_reads"])
         c.add("GlobalBuffer", "write", "Y", T * dout * db)
         c.add("GlobalBuffer", "read", "Y", T * dout * db)
         c.add("IPCIMArray", "write", name, w_bits)

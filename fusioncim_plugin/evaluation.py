@@ -57,7 +57,9 @@ class Result(BaseModel):
     layer: Cost  # one whole layer: attention + Q/K/V/O projections + FFN
     model_total: Cost  # all layers
     energy_breakdown_j: dict[str, float]  # attention, "Component.action[tensor]" + leakage
-    action_counts: dict[str, float]  # attention, "Component.action[tensor]" -> bits or ops
+    action_counts: dict[str, float]  # attention, "Component.action[tensor]" -> count
+    action_count_units: dict[str, str]  # the unit of each action count (count_unit)
+    area_mm2: dict[str, float]  # the design's arch, per component (all instances) + "total"
     latency_bounds_s: dict[str, float]  # attention: compute / dram / buffer
     rescale_events: float
     notes: list[str]
@@ -73,6 +75,18 @@ CATEGORY = {"DRAM": "DRAM", "GlobalBuffer": "buffer", "IPCIMArray": "IP-CIM writ
 
 
 CATEGORIES = (*dict.fromkeys(CATEGORY.values()), "rescale", "leakage")
+
+
+def count_unit(component: str, action: str) -> str:
+    """Unit of an action count: memory ``read``/``write`` count bits (AccelForge's
+    per-bit actions); a ``*_MAC`` ``compute`` counts MACs; every other action (softmax
+    ``compute``/``exp``/``multiply``/``reciprocal``, OP-CIM ``rescale``) counts one
+    operation on one element."""
+    if action in ("read", "write"):
+        return "bit"
+    if action == "compute" and component.endswith("_MAC"):
+        return "MAC"
+    return "element-op"
 
 
 def _category(component: str, action: str, tensor: str) -> str:
@@ -303,5 +317,8 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
         attention=attn, layer=layer, model_total=model_total,
         energy_breakdown_j=breakdown, latency_bounds_s=bounds,
         action_counts=counts.by_key(),
+        action_count_units={f"{c}.{a}[{t}]": count_unit(c, a) for c, a, t, _ in counts.entries},
+        area_mm2={**{k: v.area * 1e6 for k, v in hw.components.items() if v.area},
+                  "total": hw.area * 1e6},
         rescale_events=counts.rescale_events, notes=counts.notes,
     )

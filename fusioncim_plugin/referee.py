@@ -86,11 +86,13 @@ def _af_run(arch_file: str, mapping_file: str, data_items: tuple) -> AFRun:
     import accelforge as af
     from accelforge.model.main import evaluate_mapping
 
-    from .mapper import scratch_dir
+    from .mapper import af_jobs, scratch_dir
 
     spec = af.Spec.from_yaml(arch_file, WORKLOAD_DIR / "attention.yaml", mapping_file,
                              jinja_parse_data=dict(data_items))
-    with scratch_dir():  # AccelForge may write render files
+    # AccelForge may write render files; one LoopTree is too little work for its worker
+    # processes (by default os.cpu_count() of them, each importing AccelForge).
+    with scratch_dir(), af_jobs(1):
         res = evaluate_mapping(spec)
     actions, energy = {}, {}
     for (ein, comp, tensor, action), v in res.actions(
@@ -241,6 +243,7 @@ class Referee:
     pipeline_latency: float  # AccelForge's per-component latencies, pipelined as ours
     ours_compute_latency: float  # the closed form's compute pipeline (cycles / clock)
     looptree: dict = field(default_factory=dict)  # tile shapes given to the LoopTree
+    preset: str | None = None
     energy_delta: dict = field(default_factory=dict)  # correction -> J AccelForge adds
     notes: list = field(default_factory=list)
 
@@ -341,8 +344,10 @@ def referee(design: str, wl: Workload, overrides: dict | None = None,
                          f"nothing to referee")
     user = dict(overrides or {})
     if preset is not None:
-        from .presets import preset_overrides
-
+        try:
+            from .presets import preset_overrides
+        except ImportError:
+            raise ValueError(f"preset: {preset!r} unknown (no presets defined)") from None
         user = preset_overrides(preset, d.arch) | user
     ov = dict(d.overrides) | user
     arch = load_arch(d.arch, ov)
@@ -406,6 +411,7 @@ def referee(design: str, wl: Workload, overrides: dict | None = None,
                   pipeline_latency=pipeline_latency(design, arch, wl, af.latency, ours),
                   ours_compute_latency=counts.compute_cycles / clock,
                   looptree={k: v for k, v in data.items() if k.startswith("BLOCK_")},
+                  preset=preset,
                   energy_delta=energy_delta, notes=notes)
     return ref
 
@@ -425,7 +431,11 @@ def _mix(arch: Arch, streamed: AFRun, frac: float, kv_once: float) -> AFRun:
             new = frac * kv_once + (1 - frac) * n
             actions[k] = new
             energy[k] = streamed.energy[k] * new / n
-            lat[comp] -= (n - new) / arch.components[comp].throughput[a]
+        # scale AccelForge's (float32) latency by the float64 ratio of its formula on the
+        # mixed and the streamed counts: keeps its relative precision
+        thr = arch.components[comp].throughput
+        busy = lambda acts: sum(v / thr[kk[1]] for kk, v in acts.items() if kk[0] == comp)
+        lat[comp] = streamed.latency[comp] * busy(actions) / busy(streamed.actions)
     return AFRun(actions, energy, lat, streamed.latency_by_einsum, streamed.total_latency,
                  streamed.leak_energy, streamed.latency_ec)
 
@@ -520,7 +530,8 @@ def format_table(r: Referee) -> str:
     ov = ", ".join(f"{k}={v}" for k, v in r.overrides.items())
     lines = [
         f"AccelForge referee: {r.design} on {w.model} prefill {w.seq_len} tokens, batch "
-        f"{w.batch}, non-causal, no rescale{' (' + ov + ')' if ov else ''}",
+        f"{w.batch}, non-causal, no rescale{' (' + ov + ')' if ov else ''}"
+        f"{'; preset ' + r.preset if r.preset else ''}",
         "ours = the closed form as `fusioncim evaluate` charges it; AF = "
         "accelforge.model.main.evaluate_mapping on the design's LoopTree; "
         "rel = ours/AF - 1",
@@ -578,7 +589,7 @@ def cmd_referee(a) -> int:
     from .cli import _overrides
 
     wl = Workload(model=a.model, phase=a.phase, seq_len=a.seq_len, batch=a.batch, causal=False)
-    r = referee(a.design, wl, _overrides(a.set))
+    r = referee(a.design, wl, _overrides(a.set), preset=a.preset)
     if a.json:
         print(json.dumps(dict(rows=table_rows(r), residuals=r.residuals(),
                               kv_resident_keys=r.kv_resident_keys, notes=r.notes), indent=2))
@@ -599,5 +610,6 @@ def register(subparsers) -> None:
     p.add_argument("--batch", default="1")
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override an arch-spec variable (repeatable)")
+    p.add_argument("--preset", default=None, help="a named set-up, e.g. paper")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_referee)

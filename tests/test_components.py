@@ -349,3 +349,10 @@ def test_public_hwcomponents_calls_return_table_values():
     assert close(hwcomponents.get_area("IPCIMMacro", {}), IPCIMMacro().area)
     m = hwcomponents.get_model("IPCIMMacro", {"size": 32768}, required_actions=["read", "write"])
     assert isinstance(m, IPCIMMacro)
+
+
+def test_ipcim_reduce_is_a_horowitz_add():
+    """The inter-macro adder tree of the linear layers: one psum_bits (16 b) add,
+    Horowitz 32-bit add 0.1 pJ at 45 nm, linear in width, scaled to 28 nm."""
+    assert close(IPCIMMacro().reduce().energy, 0.1 * 16 / 32 * PJ * H45_TO_28)
+    assert close(IPCIMMacro(psum_bits=24).reduce().energy, 0.1 * 24 / 32 * PJ * H45_TO_28)

@@ -132,23 +132,43 @@ def test_flow_conservation(design, wl):
         == HEADS * n_q * E * 8
 
 
-@pytest.mark.parametrize("tokens, blocks", [(512, 1), (4096, 2)])
-def test_linear_partial_sums_by_hand(tokens, blocks):
-    """Review item 6: a 4096 x 4096 projection on 24 IP-CIM macros (128 input rows x
-    24 * 16 = 384 output columns per tile) has 32 row tiles, so every output passes 31
-    partial sums (16 b) through the buffer: written 31 times, read back 31 times. At
-    4096 tokens one column tile's partial sums (4096 x 384 x 16 b = 3 MiB) exceed the
-    2 MiB buffer: the tokens run in 2 blocks and the weights are fetched twice."""
-    from fusioncim_plugin.dataflow import weight_stationary_linear
+@pytest.mark.parametrize("tokens", [512, 4096])
+def test_linear_partial_sums_by_hand(tokens):
+    """Review item 6: the 24 IP-CIM macros of the linear layers cannot hold a 4096-long
+    dot product. A 4096 x 4096 projection with the macros side by side (r = 1: 128 input
+    rows x 384 output columns per tile) has 32 row passes, so every output passes 31
+    partial sums (16 b) through the buffer, written and read back; at 4096 tokens one
+    column tile's partial sums (4096 x 384 x 16 b = 3 MiB) exceed the 2 MiB buffer, so
+    the tokens run in 2 blocks and the weights are fetched twice. Stacking r = 4 macros
+    along the input rows (an adder tree of 3 adds per output and pass) leaves 8 passes,
+    7 partial sums, and 4096 / 96 -> 43 reads of the input per token."""
+    from fusioncim_plugin.dataflow import _linear_tiling, weight_stationary_linear
     from fusioncim_plugin.evaluation import LINEAR_ARCH
 
     hw = load_arch(LINEAR_ARCH, {"N_IP_MACROS": 24})
-    c = weight_stationary_linear(hw, Workload(model="llama3-8b", seq_len=tokens))
-    psum = 31 * tokens * 4096 * 16
-    assert c.total("GlobalBuffer", "write", "Wq_psum") == psum
-    assert c.total("GlobalBuffer", "read", "Wq_psum") == psum
     w = 4096 * 4096 * 8
-    for comp, action in (("DRAM", "read"), ("GlobalBuffer", "write"), ("IPCIMArray", "write")):
-        assert c.total(comp, action, "Wq") == blocks * w
-    # W_down: 14336 input rows -> 112 row tiles, 111 partial sums per output
-    assert c.total("GlobalBuffer", "write", "W_down_psum") == 111 * tokens * 4096 * 16
+    t1 = _linear_tiling(hw, tokens, 4096, 4096, 1)
+    assert t1["psum"] == 31 * tokens * 4096 * 16 and t1["adds"] == 0
+    assert t1["w_bits"] == (2 if tokens == 4096 else 1) * w
+    assert t1["x_reads"] == 11 * tokens * 4096 * 8
+    t4 = _linear_tiling(hw, tokens, 4096, 4096, 4)
+    assert t4["psum"] == 7 * tokens * 4096 * 16 and t4["w_bits"] == w
+    assert t4["adds"] == 3 * 8 * tokens * 4096
+    assert t4["x_reads"] == 43 * tokens * 4096 * 8
+    # the layer takes, per matrix, the stacking with the least energy - here r = 4
+    c = weight_stationary_linear(hw, Workload(model="llama3-8b", seq_len=tokens))
+    assert "Wq: 4 macros along the input rows, 1 token block(s)" in c.notes
+    for comp, action, tensor, n in (("GlobalBuffer", "write", "Wq_psum", t4["psum"]),
+                                    ("GlobalBuffer", "read", "Wq_psum", t4["psum"]),
+                                    ("IPCIM_MAC", "reduce", "Wq_psum", t4["adds"]),
+                                    ("DRAM", "read", "Wq", w), ("IPCIMArray", "write", "Wq", w)):
+        assert c.total(comp, action, tensor) == n, (comp, action, tensor)
+
+    def energy(t):
+        e = hw.energy
+        return (t["psum"] * (e("GlobalBuffer", "read") + e("GlobalBuffer", "write"))
+                + t["x_reads"] * e("GlobalBuffer", "read") + t["adds"] * e("IPCIM_MAC", "reduce")
+                + t["w_bits"] * (e("DRAM", "read") + e("GlobalBuffer", "read")
+                                 + e("GlobalBuffer", "write") + e("IPCIMArray", "write")))
+    others = [energy(_linear_tiling(hw, tokens, 4096, 4096, r)) for r in (1, 2, 3, 6, 8, 12, 24)]
+    assert energy(t4) < min(others)

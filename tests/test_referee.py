@@ -306,3 +306,15 @@ def test_map_no_mapping_names_the_buffer_and_the_fix():
                       need=2 * 128 * 128 * 8 + 2 * 64 * 128 * 8)
     assert msg.startswith("map: no mapping fits the global buffer: GLB_BYTES=20000 B")
     assert "--set GLB_BYTES=49152" in msg and "\n" not in msg
+
+
+def test_paper_preset_at_4k_agrees():
+    """The closing note quotes this table (`fusioncim referee --preset paper`)."""
+    try:
+        from fusioncim_plugin.presets import PRESETS
+    except ImportError:  # presets land with the fair-baselines work
+        pytest.skip("no presets in this tree")
+    assert "paper" in PRESETS
+    r = referee("fusioncim", wl("llama3-8b", 4096), preset="paper")
+    assert r.residuals() == []
+    assert r.preset == "paper" and "preset paper" in format_table(r)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hwcomponents import ActionCost, ComponentModel, action
 from hwcomponents.scaling import linear
 
-from fusioncim_plugin.components._util import pick, scale_tech_node
+from fusioncim_plugin.components._util import horowitz_to, int_add_pj, pick, scale_tech_node
 from fusioncim_plugin.tables import load_table
 
 
@@ -47,6 +47,7 @@ class IPCIMMacro(ComponentModel):
         input_bits: int = 8,
         weight_bits: int = 8,
         frequency: float | None = None,
+        psum_bits: int | None = None,
     ):
         t = load_table("ipcim_macro")
         ref_node = t.ref("tech_node", "m")
@@ -70,6 +71,9 @@ class IPCIMMacro(ComponentModel):
         )
         self._write_energy = self.cols * t.value("write_energy_per_bit", "pJ/bit") * 1e-12
         self._read_energy = self.cols * t.value("read_energy_per_bit", "pJ/bit") * 1e-12
+        self.psum_bits = self.assert_int("psum_bits", pick(t, "psum_bits", psum_bits, "bit"))
+        self._reduce_energy = (int_add_pj(t, self.psum_bits) * 1e-12
+                               * horowitz_to(t, ref_node))
 
     @property
     def macs_per_cycle(self) -> float:
@@ -87,6 +91,15 @@ class IPCIMMacro(ComponentModel):
             throughput=self.macs_per_cycle * self.frequency,
             latency=self.input_bits / self.frequency,
         )
+
+    @action
+    def reduce(self) -> ActionCost:
+        """Add two macros' psum_bits partial sums in the inter-macro adder tree (linear
+        layers whose input rows span several macros). One adder per column group and
+        tree level, pipelined: one add per output per cycle."""
+        return ActionCost(energy=self._reduce_energy,
+                          throughput=self.cols // self.weight_bits * self.frequency,
+                          latency=1 / self.frequency)
 
     @action(bits_per_action="cols")
     def write(self) -> ActionCost:
