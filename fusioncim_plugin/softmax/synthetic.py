@@ -387,13 +387,13 @@ def compare_to_traces(heads=None, trace_files=None, policies=None, blocks=(16, 3
 
 
 def validation_sets(model: str) -> dict[str, list[Path]]:
-    """Trace groups a model's fit is checked against: ``fit`` (the fitted captures and
-    the same texts at 512 tokens), ``heldout`` (texts the fit never saw), ``other_model``
+    """Trace groups a model's fit is checked against: ``fit`` (the fitted texts at 512
+    tokens, in sample, and 2048, out of sample), ``heldout`` (texts the fit never saw), ``other_model``
     (every capture of the other built-in model)."""
     other = "gemma3" if model == "smollm2" else "smollm2"
     d, h = data_dir(), data_dir() / "heldout"
     return {
-        "fit": fit_files(model) + [d / f"{model}_{t}_L512.npz" for t in FIT_TEXTS],
+        "fit": [d / f"{model}_{t}_L{n}.npz" for t in FIT_TEXTS for n in (512, 2048)],
         "heldout": sorted(h.glob(f"{model}_*_L*.npz")),
         "other_model": sorted(d.glob(f"{other}_*_L*.npz")) + sorted(h.glob(f"{other}_*_L*.npz")),
     }
