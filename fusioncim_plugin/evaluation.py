@@ -161,13 +161,19 @@ def _rescale_callback(order: str | None, wl: Workload, bc: int, granularity: str
         raise SpecError(f"RESCALE_GRANULARITY = {granularity!r}; allowed: tile, row")
     from .softmax import rescale_profile
 
+    memo: dict = {}  # tile rows -> profile: the closed forms ask once per Q tile
+
+    def profile(rows, phase):
+        if (rows, phase) not in memo:
+            memo[rows, phase] = rescale_profile(order, wl.seq_len, rows, bc, phase=phase,
+                                                causal=wl.causal, traces=traces)
+        return memo[rows, phase]
+
     def rescale(rows, keys):
         if wl.phase == "decode":
-            p = rescale_profile(order, wl.seq_len, 1, bc, phase="decode", causal=wl.causal,
-                                traces=traces)
+            p = profile(1, "decode")
             return p.row_rescales_per_row * rows, p.row_rescales_per_row * rows
-        p = rescale_profile(order, wl.seq_len, rows, bc, phase="prefill", causal=wl.causal,
-                            traces=traces)
+        p = profile(rows, "prefill")
         per_row = p.row_rescales_per_row if granularity == "row" else p.tile_rescales_per_tile
         return p.tile_rescales_per_tile, per_row * rows
     return rescale

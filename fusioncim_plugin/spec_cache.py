@@ -117,7 +117,7 @@ def _plugin_fingerprint(extra_dirs: set[Path]) -> list:
             continue
         for n in names:
             low = n.lower()
-            if low.endswith((".dist-info", ".egg-info")) and "-" in low and \
+            if low.endswith((".dist-info", ".egg-info")) and "-" in low[:-9] and \
                     low.startswith(("accelforge-", "hwcomponents")):
                 dists.add(n)  # name-version.dist-info (not a source tree's build egg-info)
             elif low.startswith("hwcomponents_") and (low.endswith(".py") or "." not in n):

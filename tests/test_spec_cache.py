@@ -127,6 +127,11 @@ def test_keys_follow_every_input(tmp_path, monkeypatch):
     assert spec_cache.key(files, {"N_IP_MACROS": 8}) != k
     assert spec_cache.key(files, {"N_IP_MACROS": 8}) != spec_cache.key(files, {"N_IP_MACROS": 8.0})
     assert spec_cache.key(files[:1], {}) != k
+    # a source tree's version-less build metadata is not (`python -c` run in the repo
+    # puts the repo and its hwcomponents_fusioncim.egg-info on sys.path)
+    (tmp_path / "src" / "hwcomponents_x.egg-info").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    assert spec_cache.key(files, {}) == k
     # an installed plugin module (hwcomponents_*) on sys.path is part of the key
     (tmp_path / "plug").mkdir()
     (tmp_path / "plug" / "hwcomponents_x.py").write_text("# a plugin\n")
