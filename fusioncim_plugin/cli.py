@@ -53,6 +53,14 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override an arch-spec variable (repeatable), e.g. GLB_BYTES=4194304")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _preset_args(p)
+
+
+def _preset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=None, help="named set-up applied under --set: "
+                   "paper (16 Hybrid Engines, 1 MB buffer, 400 MHz, FP16 Taylor-exp softmax)")
+    p.add_argument("--metric", default="edp", choices=("edp", "energy", "latency"),
+                   help="what each design's block-size search minimizes (default edp)")
 
 
 def _workload(a):
@@ -71,7 +79,10 @@ def _fmt_result(r) -> str:
     lines = [
         f"{r.design} on {r.model} {r.phase}, seq_len {r.seq_len}, batch {r.batch}"
         f"{' (causal)' if r.causal and r.phase == 'prefill' else ''}; "
-        f"Q tile {r.block_q} rows, KV block {r.block_kv}, softmax order {r.softmax_order}",
+        f"softmax order {r.softmax_order}"
+        + (f"; preset {r.preset}" if r.preset else ""),
+        "chosen by the search (best " + r.metric + "): "
+        + ", ".join(f"{k} {v}" for k, v in r.params.items()),
         "",
         "attention, one layer:",
         f"  energy            {a.energy_j:.4e} J",
@@ -105,7 +116,7 @@ def cmd_evaluate(a) -> int:
     from .evaluation import evaluate
 
     r = evaluate(a.design, _workload(a), softmax_order=_order(a), overrides=_overrides(a.set),
-                 arch=a.arch, traces=a.traces)
+                 arch=a.arch, metric=a.metric, preset=a.preset, traces=a.traces)
     print(json.dumps(r.model_dump(), indent=2) if a.json else _fmt_result(r))
     return 0
 
@@ -114,7 +125,8 @@ def cmd_compare(a) -> int:
     from .report import compare, format_compare
 
     rs = compare(_workload(a), overrides=_overrides(a.set), softmax_order=_order(a),
-                 arch=a.arch, baseline_arch=a.baseline_arch)
+                 metric=a.metric, preset=a.preset, arch=a.arch,
+                 baseline_arch=a.baseline_arch)
     if a.json:
         print(json.dumps([r.model_dump() for r in rs], indent=2))
     else:
@@ -128,7 +140,8 @@ def cmd_reproduce(a) -> int:
     from .report import reproduce
 
     t = time.time()
-    out = reproduce(a.out, progress=not a.quiet, arch=a.arch, baseline_arch=a.baseline_arch)
+    out = reproduce(a.out, progress=not a.quiet, preset=a.preset, metric=a.metric,
+                    arch=a.arch, baseline_arch=a.baseline_arch)
     print((out / "summary.md").read_text())
     print(f"wrote {out}/results.csv, results.json, summary.md and PNG plots "
           f"in {time.time() - t:.1f} s")
@@ -258,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("evaluate", help="evaluate one design on one workload")
     e.add_argument("--design", default="fusioncim", help="one of: fusioncim, hybrid-qo, "
-                   "hybrid, ipcim-fused, ipcim-unfused")
+                   "hybrid, ipcim-fused, trancim-like, dcim")
     e.add_argument("--arch", default=None, help="use this AccelForge arch spec (path or "
                    "arch_specs/ stem) instead of the design's own, e.g. to plug in a macro")
     e.add_argument("--traces", default=None, metavar="DIR_OR_FILE",
@@ -274,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results", help="output directory (created)")
     _arch_args(r)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _preset_args(r)
+    r.set_defaults(preset="paper")
     r.set_defaults(func=cmd_reproduce)
     _map_stock_parsers(sub)
     # Subcommands that live beside their feature: each module has register(subparsers).

@@ -7,8 +7,9 @@ closed form so a point costs microseconds, plus what AccelForge cannot express:
     products inside the diagonal block are executed (``macs_executed``) but not useful;
   * the online-softmax rescale of the O tile held in OP-CIM (``rescale`` actions), with
     counts from :mod:`fusioncim_plugin.softmax`;
-  * global-buffer capacity: K/V of a KV head are fetched from DRAM once if they take at
-    most half the buffer, otherwise re-streamed from DRAM for every Q tile;
+  * global-buffer capacity: what the design stages in the buffer (tiles, scores) comes
+    first; of the K/V of a KV head, the keys that fit the rest stay (read from DRAM
+    once), the others re-stream from DRAM for every Q tile that visits them;
   * decode split-K: the few query rows of a decode step are replicated across the
     arrays, each replica taking a share of the keys (merged in the softmax unit);
   * bit-serial timing: a broadcast input occupies a macro for its input_bits cycles
@@ -27,6 +28,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .arch import Arch, SpecError
 from .workload import Workload
 
@@ -37,6 +40,8 @@ class Counts:
     compute_cycles: float = 0.0  # pipeline cycles (clock of the arch)
     macs_executed: float = 0.0
     block_q: int = 0
+    block_kv: int = 0
+    params: dict = field(default_factory=dict)  # other chosen free parameters
     rescale_events: float = 0.0  # online-softmax rescale passes over O tiles
     # busy cycles per component where the closed form and AccelForge both define them
     # (OP-CIM: lanes' MACs, array port) - AccelForge's per-component latency x clock
@@ -123,15 +128,55 @@ def normalize(c: Counts, wl: Workload) -> int:
     return o_rows
 
 
-def kv_resident(arch: Arch, wl: Workload) -> bool:
-    """K and V of one KV head stay in the global buffer (read from DRAM once) when they
-    take at most half of it; the other half stages Q/O tiles or S blocks. The same rule
-    for every design."""
-    return 2 * wl.seq_len * wl.cfg.head_dim * arch.var("data_bits") <= arch.var("glb_bytes") * 8 // 2
+def kv_resident_keys(arch: Arch, wl: Workload, stage_bits: float) -> int:
+    """Keys of one KV head whose K and V rows stay in the global buffer (read from DRAM
+    once): the buffer minus what the design stages there (``stage_bits``: its Q/O tiles,
+    score blocks, partial sums) holds K and V of the first keys; the rest stream from
+    DRAM for every Q tile that visits them. The same rule for every design; partial, so
+    energy and latency are continuous in the buffer size (no all-or-nothing cliff)."""
+    share = max(0.0, arch.var("glb_bytes") * 8 - stage_bits)
+    return int(min(wl.seq_len, share // (2 * wl.cfg.head_dim * arch.var("data_bits"))))
 
 
-def _cycles(work: float, per_cycle: float) -> float:
-    return math.ceil(work / per_cycle) if per_cycle != math.inf else 0
+def kv_dram_keys(k_res: int, keys: np.ndarray, m: np.ndarray) -> float:
+    """Keys of one KV head read from DRAM: the resident ones once, the others once per
+    Q tile (``keys``: keys each tile visits, ``m``: how often the tile runs)."""
+    return float(min(k_res, int(keys.max())) + (m * np.maximum(0, keys - k_res)).sum())
+
+
+def residency_note(k_res: int, wl: Workload) -> str:
+    if wl.phase == "decode":
+        return "decode: K/V of each KV head stream from DRAM once per step"
+    return (f"K/V of a KV head: {k_res} of {wl.seq_len} keys "
+            f"({100 * k_res / wl.seq_len:.0f} %) stay in the global buffer, the rest "
+            f"re-stream from DRAM per Q tile")
+
+
+def tile_arrays(wl: Workload, br: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, keys, multiplicity) arrays of one KV head's Q tiles (see ``tiles``),
+    built without a Python loop so a point costs the same at any length."""
+    if wl.phase == "decode":
+        ts = tiles(wl, br)
+        return tuple(np.array([t[i] for t in ts], dtype=np.int64) for i in range(3))
+    L = wl.seq_len
+    start = np.arange(0, L, br, dtype=np.int64)
+    rows = np.minimum(br, L - start)
+    keys = np.minimum(L, start + rows) if wl.causal else np.full_like(rows, L)
+    return rows, keys, np.full_like(rows, wl.group)
+
+
+def per_rows(fn, rows: np.ndarray) -> np.ndarray:
+    """fn(rows) -> (a, b) evaluated once per distinct tile height (at most two), spread
+    over the tiles: arrays of a and of b."""
+    vals = {int(r): fn(int(r)) for r in np.unique(rows)}
+    return (np.array([vals[int(r)][0] for r in rows], dtype=float),
+            np.array([vals[int(r)][1] for r in rows], dtype=float))
+
+
+def _cycles(work, per_cycle: float):
+    if per_cycle == math.inf:
+        return 0 * work
+    return np.ceil(work / per_cycle) if isinstance(work, np.ndarray) else math.ceil(work / per_cycle)
 
 
 def per_cycle(arch: Arch, component: str, action: str) -> float:
@@ -140,78 +185,85 @@ def per_cycle(arch: Arch, component: str, action: str) -> float:
     return thr / arch.var("clock_hz")
 
 
-def opcim_pv(c: Counts, arch: Arch, tiles_: list[tuple[float, float, float]]) -> float:
+def pow2_upto(lo: int, hi: int) -> list[int]:
+    """lo, 2 lo, 4 lo, ... up to hi, plus hi itself: the block sizes a search tries."""
+    out, v = [], lo
+    while v < hi:
+        out.append(v)
+        v *= 2
+    return out + [hi] if hi >= lo else [hi]
+
+
+def opcim_pv(c: Counts, arch: Arch, elems: np.ndarray, keys: np.ndarray, m: np.ndarray,
+             bc: int) -> np.ndarray:
     """OP-CIM accumulation of PV for O tiles, per the spec's OPCIM_CIRCUIT (one circuit
     sets counts and cycles; components/opcim_macro.py sets their energy and rates).
 
-    ``tiles_``: (stored O elements, keys accumulated into them, multiplicity). An
-    accumulator *update* reads the stored O and writes it back: once per product
-    (in_array, rmw_per_product) or once per KV block of BLOCK_KV keys (near_memory,
-    the block summed in a lane register). The first update of an element reads nothing
-    (O starts at zero) and the tile's read-out reads each element once more, so reads =
-    writes = updates x ACC_BITS - the counts AccelForge derives from the LoopTree.
+    Arrays over tiles: ``elems`` stored O elements, ``keys`` keys accumulated into them,
+    ``m`` multiplicity; ``bc`` the KV block. An accumulator *update* reads the stored O
+    and writes it back: once per product (in_array, rmw_per_product) or once per KV
+    block of ``bc`` keys (near_memory, the block summed in a lane register). The first
+    update of an element reads nothing (O starts at zero) and the tile's read-out reads
+    each element once more, so reads = writes = updates x ACC_BITS - the counts
+    AccelForge derives from the LoopTree.
 
     Adds the MACs and the array reads/writes to ``c`` and the busy cycles of the lanes
-    (OPCIM_MAC) and of the array port (OPCIMArray) to ``c.component_cycles``. Returns
-    the cycles the tiles' accumulation occupies in the pipeline (lanes and port overlap:
-    the shadow register lets a block's write-back run beside the next MACs); the
-    read-out is not included (the caller adds it after each tile).
+    (OPCIM_MAC) and of the array port (OPCIMArray) to ``c.component_cycles``. Returns,
+    per tile, the cycles its accumulation occupies in the pipeline (lanes and port
+    overlap: the shadow register lets a block's write-back run beside the next MACs);
+    the read-out is not included (the caller adds it after each tile).
     """
     acc = arch.var("acc_bits")
     per_block = arch.var("opcim_circuit") == "near_memory"
-    bc = arch.var("block_kv")
     mac = per_cycle(arch, "OPCIM_MAC", "compute")
     rd, wr = per_cycle(arch, "OPCIMArray", "read"), per_cycle(arch, "OPCIMArray", "write")
-    macs = updates = elems_total = stage = 0.0
-    for elems, keys, m in tiles_:
-        upd = elems * (math.ceil(keys / bc) if per_block else keys)
-        macs += m * elems * keys
-        updates += m * upd
-        elems_total += m * elems
-        port = (upd - elems) * acc / rd + upd * acc / wr
-        stage += m * max(keys * _cycles(elems, mac), port)
+    upd = elems * (np.ceil(keys / bc) if per_block else keys)
+    macs = float((m * elems * keys).sum())
+    updates = float((m * upd).sum())
+    port = (upd - elems) * acc / rd + upd * acc / wr
     c.add("OPCIM_MAC", "compute", "O", macs)
     c.add("OPCIMArray", "read", "O", updates * acc)
     c.add("OPCIMArray", "write", "O", updates * acc)
     c.component_cycles["OPCIM_MAC"] = c.component_cycles.get("OPCIM_MAC", 0.0) + macs / mac
     c.component_cycles["OPCIMArray"] = (c.component_cycles.get("OPCIMArray", 0.0)
                                         + updates * acc * (1 / rd + 1 / wr))
-    return stage
+    return np.maximum(keys * _cycles(elems, mac), port)
 
 
 # --------------------------------------------------------------------------------------
 # FusionCIM: hybrid IP/OP-CIM pipeline, QO-stationary, fused online softmax
 # --------------------------------------------------------------------------------------
-def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
+def qo_stationary(arch: Arch, wl: Workload, rescale=None, block_q: int | None = None,
+                  block_kv: int | None = None) -> Counts:
     """Counts for mappings/qo_stationary.yaml (see its header for the loop nest).
 
     ``rescale(rows, keys) -> (passes, rows rescaled)`` gives one tile's online-softmax
     rescale passes over its O tile and the O rows they rescale (from the softmax order
-    model); None means no rescale is charged.
+    model, for KV blocks of ``block_kv`` keys); None means no rescale is charged.
+    ``block_q``: Q rows per tile (default and maximum: the arrays' capacity).
     """
     c = Counts()
     cfg = wl.cfg
     E = F = cfg.head_dim
     db, acc = arch.var("data_bits"), arch.var("acc_bits")
     n_kv = wl.batch * cfg.kv_heads  # KV heads over the batch
-    br = q_tile_rows(arch, wl)
-    ts = tiles(wl, br)
-    c.block_q = br
+    cap = q_tile_rows(arch, wl)
+    br = int(block_q or cap)
+    if br > cap:
+        raise SpecError(f"BLOCK_Q={br} Q rows do not fit the arrays ({cap} rows); lower BLOCK_Q")
+    rows, keys, m = tile_arrays(wl, br)
+    c.block_q, c.block_kv = br, int(block_kv or arch.var("block_kv"))
 
     q_bits = q_o_io(c, wl, db)
-    kv_bits_head = wl.seq_len * E * db  # K (or V) of one KV head
-    streamed_keys = sum(k * m for _, k, m in ts)  # keys streamed per KV head, all tiles
-    rows_x_keys = sum(r * k * m for r, k, m in ts)  # executed score elements per KV head
-    kv_fits = kv_resident(arch, wl)
-    if wl.phase == "decode":
-        c.notes.append("decode: K/V of each KV head stream from DRAM once per step")
-    else:
-        c.notes.append(f"K/V of a KV head ({2 * kv_bits_head / 8 / 2**20:.2f} MiB) " + (
-            "fit the global buffer: read from DRAM once" if kv_fits
-            else "do not fit the global buffer: re-streamed from DRAM per Q tile"))
+    streamed_keys = float((keys * m).sum())  # keys streamed per KV head, all tiles
+    rows_x_keys = float((rows * keys * m).sum())  # executed score elements per KV head
+    # The buffer stages the Q tile in and the O tile out (double-buffered); K and V keep
+    # the rest.
+    k_res = kv_resident_keys(arch, wl, 2 * br * (E + F) * db)
+    c.notes.append(residency_note(k_res, wl))
 
-    # DRAM: Q in, O out once; K, V once per KV head if they fit, else per Q tile.
-    kv_dram = n_kv * (kv_bits_head if kv_fits else streamed_keys * E * db)
+    # DRAM: Q in, O out once; K, V: the resident keys once, the others per Q tile.
+    kv_dram = n_kv * kv_dram_keys(k_res, keys, m) * E * db
     c.add("DRAM", "read", "K", kv_dram)
     c.add("DRAM", "read", "V", kv_dram)
     # Global buffer: stage what DRAM delivers; K, V rows read once per streamed key.
@@ -224,7 +276,7 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     # arrays idle, so the Q rows are replicated `rep` times across them and each replica
     # takes 1/rep of the keys; at the end the rep partial O rows are merged in the softmax
     # unit (scale by exp(m_i - m), add). Prefill: rep = 1.
-    rep = max(1, br // ts[0][0]) if wl.phase == "decode" else 1
+    rep = max(1, br // int(rows[0])) if wl.phase == "decode" else 1
     # IP-CIM: Q tile written once per tile (per replica); QK^T MACs on every stored row
     # x streamed key.
     c.add("IPCIMArray", "write", "Q", rep * q_bits)
@@ -234,8 +286,7 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
     o_rows = normalize(c, wl)
     # OP-CIM: PV accumulates into the O tile per OPCIM_CIRCUIT (opcim_pv); each replica
     # accumulates its share of the keys.
-    op_stage = [opcim_pv(c, arch, [(rep * rows * F, math.ceil(keys / rep), n_kv * m)])
-                for rows, keys, m in ts]
+    op_stage = opcim_pv(c, arch, rep * rows * F, np.ceil(keys / rep), n_kv * m, c.block_kv)
     if rep > 1:
         c.add("SoftmaxUnit", "exp", "merge", rep * o_rows)
         c.add("SoftmaxUnit", "multiply", "merge", rep * o_rows * F)
@@ -245,37 +296,39 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None) -> Counts:
 
     # Online-softmax rescale: the rescaled O rows are multiplied in place, and each one's
     # running sum l by exp(m_old - m_new); a pass costs the array's scale_bits cycles.
-    ev_rows = 0.0
     if rescale is not None:
-        for rows, keys, m in ts:
-            passes, rescaled = rescale(rows, keys)
-            c.rescale_events += n_kv * m * passes
-            ev_rows += n_kv * m * rescaled
+        passes, rescaled = per_rows(lambda r: rescale(r, None), rows)
+    else:
+        passes = rescaled = np.zeros(len(rows))
+    c.rescale_events = float(n_kv * (m * passes).sum())
+    ev_rows = float(n_kv * (m * rescaled).sum())
     c.add("OPCIMArray", "rescale", "O", ev_rows * F)
     c.add("SoftmaxUnit", "exp", "rescale", ev_rows)
     c.add("SoftmaxUnit", "multiply", "rescale", ev_rows)
 
     # Latency: the three stages run as a pipeline (the slowest sets the pace). A
     # broadcast K row occupies the whole IP-CIM array for its bit-serial duration however
-    # many of the br rows are filled, so QK^T costs br rows' worth of MACs per key; OP-CIM
-    # takes its accumulation cycles (opcim_pv). Per tile add the Q write into IP-CIM,
-    # the O read-out and the rescale passes.
+    # many of its rows are filled, so QK^T costs the capacity's worth of MACs per key (a
+    # smaller tile leaves rows idle); OP-CIM takes its accumulation cycles (opcim_pv).
+    # Per tile add the Q write into IP-CIM, the O read-out and the rescale passes.
     ip = per_cycle(arch, "IPCIM_MAC", "compute")
     sm = per_cycle(arch, "SoftmaxUnit", "compute")
     wr = per_cycle(arch, "IPCIMArray", "write")
     rd = per_cycle(arch, "OPCIMArray", "read")
     rs = per_cycle(arch, "OPCIMArray", "rescale")
-    cyc = 0.0
-    for (rows, keys, m), op in zip(ts, op_stage):
-        ev = rescale(rows, keys)[0] if rescale else 0.0
-        readout = _cycles(rep * rows * F * acc, rd)
-        tile = (max(math.ceil(keys / rep) * max(_cycles(br * E, ip), _cycles(rows, sm)),
-                    op / (n_kv * m))
-                + _cycles(rep * rows * E * db, wr) + readout
-                + ev * _cycles(br * F, rs) + (_cycles(rep * rows * F, sm) if rep > 1 else 0))
-        cyc += m * tile
-    c.compute_cycles = n_kv * cyc
+    tile = (np.maximum(np.ceil(keys / rep) * np.maximum(_cycles(cap * E, ip), _cycles(rows, sm)),
+                       op_stage)
+            + _cycles(rep * rows * E * db, wr) + _cycles(rep * rows * F * acc, rd)
+            + passes * _cycles(br * F, rs) + (_cycles(rep * rows * F, sm) if rep > 1 else 0))
+    c.compute_cycles = float(n_kv * (m * tile).sum())
     return c
+
+
+def qo_space(arch: Arch, wl: Workload) -> dict[str, list]:
+    """Free parameters of the QO-stationary dataflow: the Q tile (up to the arrays'
+    capacity) and the KV block (32, 64 or 128 keys), which sets how often O is rescaled
+    and, for near-memory OP-CIM, written back."""
+    return {"block_q": pow2_upto(16, q_tile_rows(arch, wl)), "block_kv": [32, 64, 128]}
 
 
 # --------------------------------------------------------------------------------------

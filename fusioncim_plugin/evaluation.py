@@ -14,6 +14,8 @@ and overlap compute (assumption) - so it is never below any of those bounds.
 
 from __future__ import annotations
 
+import itertools
+
 from pydantic import BaseModel
 
 from .arch import Arch, SpecError, load_arch
@@ -46,8 +48,11 @@ class Result(BaseModel):
     batch: int
     causal: bool
     softmax_order: str | None
-    block_q: int
-    block_kv: int
+    block_q: int  # chosen Q tile rows (unfused: row block)
+    block_kv: int  # chosen KV block keys (unfused: key rows per array load)
+    params: dict  # every chosen free parameter of the design's dataflow
+    metric: str  # what the parameter search minimized: energy | latency | edp
+    preset: str | None = None
     attention: Cost  # one layer's attention core (QK^T, softmax, PV)
     layer: Cost  # one whole layer: attention + Q/K/V/O projections + FFN
     model_total: Cost  # all layers
@@ -180,8 +185,8 @@ def _rescale_callback(order: str | None, wl: Workload, bc: int, granularity: str
 
 
 # Size guards, checked before any work starts (README, "Limits").
-MAX_TILES = 1 << 20  # loop iterations of a closed form per KV head: Q tiles (row blocks
-#                      for ipcim-unfused, ~40 us each there, ~1 us elsewhere): <= ~40 s
+MAX_TILES = 1 << 20  # Q tiles (row blocks) per KV head; the closed forms are vectorized
+#                      over them (numpy arrays of this length)
 MAX_RESCALE_BYTES = 2 << 30  # working set of the synthetic rescale model for one Q tile
 RESCALE_BYTES_PER_BLOCK_MAX = 2 * 32  # two (row, 16-key block) passes x ~32 B of arrays
 
@@ -202,7 +207,7 @@ def check_size(d, hw: Arch, wl: Workload, order: str | None) -> None:
     if wl.phase == "decode":
         rows = max(wl.group, 1)
     elif d.dataflow is baselines.unfused_kv_stationary:
-        rows = baselines.unfused_row_block(hw, wl)[0]
+        rows = baselines.unfused_rows_default(hw, wl)
     elif d.dataflow is baselines.fused_kv_stationary:
         rows = int(hw.var("block_q"))
     else:
@@ -221,40 +226,101 @@ def check_size(d, hw: Arch, wl: Workload, order: str | None) -> None:
                             f"or --softmax-order none (charge no rescale)")
 
 
+METRICS = ("edp", "energy", "latency")
+# Spec variables that fix a searched parameter when the caller sets them.
+FIXING = {"BLOCK_Q": "block_q", "BLOCK_KV": "block_kv"}
+
+
+def _score(cost: Cost, metric: str) -> float:
+    return {"energy": cost.energy_j, "latency": cost.latency_s,
+            "edp": cost.energy_j * cost.latency_s}[metric]
+
+
+def search(d, hw: Arch, wl: Workload, order: str | None, metric: str, fixed: dict,
+           traces=None):
+    """Every design at its best, by one procedure: evaluate its dataflow at every
+    combination of its free parameters (``d.space``; values in ``fixed`` are kept) and
+    return the counts and attention cost that minimize ``metric``."""
+    if metric not in METRICS:
+        raise SpecError(f"metric {metric!r}; allowed: {', '.join(METRICS)}")
+    space = dict(d.space(hw, wl)) if d.space else {}
+    space.update({k: [v] for k, v in fixed.items() if k in space or d.space is None})
+    names = list(space)
+    gran = hw.var("rescale_granularity")
+
+    def run(params, order):
+        bc = int(params.get("block_kv", hw.var("block_kv")))
+        counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc, gran, traces),
+                            **dict(d.options), **params)
+        return (counts, *_cost(hw, counts, wl.attention_macs()))
+
+    # Rescales only add energy and time, so a candidate's cost without them bounds its
+    # cost with them from below: evaluate the candidates in that order and stop once the
+    # bound exceeds the best found (the same optimum, far fewer rescale profiles).
+    bounded = []
+    for values in itertools.product(*(space[n] for n in names)):
+        params = dict(zip(names, values))
+        try:
+            bounded.append((_score(run(params, None)[1], metric), params))
+        except SpecError:
+            if set(params) <= set(fixed):
+                raise  # the caller's own values do not fit: say so
+    best = None
+    for bound, params in sorted(bounded, key=lambda x: x[0]):
+        if best is not None and bound >= _score(best[1], metric):
+            break
+        res = run(params, order) if order is not None else run(params, None)
+        if best is None or _score(res[1], metric) < _score(best[1], metric):
+            best = res
+    if best is None:
+        raise SpecError(f"{d.name}: no block size fits the arrays and buffer; enlarge "
+                        f"the macros (N_IP_MACROS, MACRO_ROWS x MACRO_COLS)")
+    return best
+
+
 def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | None = "default",
-             overrides: dict | None = None, arch: str | None = None,
-             traces=None) -> Result:
+             overrides: dict | None = None, arch: str | None = None, metric: str = "edp",
+             preset: str | None = None, traces=None) -> Result:
     """Evaluate ``design`` on ``workload`` (a Workload or its fields as a dict).
 
     ``softmax_order``: KV-block order of the online softmax ("default" = the design's
     own; None = charge no rescale). ``overrides``: arch-spec Jinja variables, e.g.
-    ``{"N_IP_MACROS": 16, "GLB_BYTES": 4 << 20}``. ``arch``: another arch spec (file stem
-    in arch_specs/ or a path) with the same component names, e.g. one that plugs in
-    your own macro class. ``traces``: attention traces for the rescale counts (a
-    ``.npz`` file, a folder or a list; None = the shipped default set).
+    ``{"N_IP_MACROS": 16, "GLB_BYTES": 4 << 20}``; setting BLOCK_Q / BLOCK_KV fixes that
+    block size, otherwise the design's free parameters are searched for the best
+    ``metric`` (edp | energy | latency of the attention). ``arch``: another arch spec
+    (file stem in arch_specs/ or a path) with the same component names, e.g. one that
+    plugs in your own macro class. ``preset``: a named set-up (``presets.PRESETS``,
+    e.g. "paper"), applied under ``overrides``. ``traces``: attention traces for
+    the rescale counts (a ``.npz`` file, a folder or a list; None = the shipped default
+    set).
     """
+    from .presets import preset_overrides
+
     wl = workload if isinstance(workload, Workload) else Workload(**workload)
     d = get_design(design)
-    hw = load_arch(arch or d.arch, dict(d.overrides) | (overrides or {}))
+    user = overrides or {}
+    ov = preset_overrides(preset, arch or d.arch) | user
+    hw = load_arch(arch or d.arch, dict(d.overrides) | ov)
     order = d.softmax_order if softmax_order == "default" else softmax_order
     if d.softmax_order is None:
         order = None  # the design does not fuse online softmax
-    bc = int(hw.var("block_kv"))
     check_size(d, hw, wl, order)
-    counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc, hw.var("rescale_granularity"),
-                                                  traces))
-    attn, breakdown, bounds = _cost(hw, counts, wl.attention_macs())
+    fixed = {p: int(hw.var(p.lower())) for k, p in FIXING.items() if k in ov}
+    counts, attn, breakdown, bounds = search(d, hw, wl, order, metric, fixed, traces)
     # The projections and FFN run the same way on every design: weight-stationary on
     # IP-CIM macros, as many as the design's whole macro budget (IP + OP).
     budget = hw.var("n_ip_macros") + hw.var("n_op_macros")
-    lin_hw = load_arch(LINEAR_ARCH, (overrides or {}) | {"N_IP_MACROS": budget})
+    lin_ov = preset_overrides(preset, LINEAR_ARCH) | user | {"N_IP_MACROS": budget}
+    lin_hw = load_arch(LINEAR_ARCH, lin_ov)
     lin, _, _ = _cost(lin_hw, weight_stationary_linear(lin_hw, wl), wl.linear_macs())
     layer = _combine([(attn, 1), (lin, 1)])
     model_total = _combine([(layer, wl.cfg.layers)])
+    params = {"block_q": counts.block_q, "block_kv": counts.block_kv, **counts.params}
     return Result(
         design=design, model=wl.model, phase=wl.phase, seq_len=wl.seq_len,
         batch=wl.batch, causal=wl.causal, softmax_order=order, block_q=counts.block_q,
-        block_kv=bc, attention=attn, layer=layer, model_total=model_total,
+        block_kv=counts.block_kv, params=params, metric=metric, preset=preset,
+        attention=attn, layer=layer, model_total=model_total,
         energy_breakdown_j=breakdown, latency_bounds_s=bounds,
         action_counts=counts.by_key(),
         action_count_units={f"{c}.{a}[{t}]": count_unit(c, a) for c, a, t, _ in counts.entries},

@@ -143,6 +143,8 @@ def _rules() -> dict[str, tuple[Any, str]]:
         "OPCIM_CIRCUIT": (Literal["near_memory", "in_array", "rmw_per_product"],
                           "near_memory, in_array or rmw_per_product (README 'OP-CIM "
                           "accumulation')"),
+        "SOFTMAX_EXP": (Literal["ibert_int16", "taylor_fp16"],
+                        "ibert_int16 or taylor_fp16 (energy_tables/softmax_unit.yaml)"),
         "OPCIM_LANES": (Annotated[int, Field(strict=True, gt=0)],
                         "a positive integer: near-memory MAC lanes per OP-CIM macro, at "
                         "most its stored accumulators (default: PV keeps pace with QK^T, "

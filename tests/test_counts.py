@@ -15,8 +15,12 @@ from fusioncim_plugin.workload import Workload
 HEADS, E = 32, 128
 
 
+FIXED = {"BLOCK_Q": 128, "BLOCK_KV": 64}  # hand counts at these blocks (not searched)
+
+
 def counts(design, **wl):
-    return evaluate(design, Workload(model="llama3-8b", **wl), softmax_order=None)
+    return evaluate(design, Workload(model="llama3-8b", **wl), softmax_order=None,
+                    overrides=FIXED)
 
 
 def test_compute_entries_are_the_executed_macs():
@@ -104,14 +108,19 @@ def test_decode_streams_kv_once_per_kv_head():
     assert c["DRAM.read[K]"] == 2_097_152
 
 
-def test_unfused_spills_s_to_dram_when_a_row_does_not_fit():
-    # 8 KiB buffer: one query row's S and P (4096 keys x 24 b) do not fit.
-    r = evaluate("ipcim-unfused", Workload(model="llama3-8b", seq_len=4096),
-                 overrides={"GLB_BYTES": 8192})
+def test_unfused_spills_the_part_of_s_that_does_not_fit():
+    # 8 KiB buffer, row blocks of 1 query row: the block's Q row (double-buffered) and
+    # O partial sums take 2*128*8 + 128*16 = 4096 b, so 61440 b of S (16 b/element) stay;
+    # causal row r has r+1 scores, so rows with r+1 > 3840 spill 16(r+1) - 61440 b.
+    r = evaluate("dcim", Workload(model="llama3-8b", seq_len=4096), softmax_order=None,
+                 overrides={"GLB_BYTES": 8192, "BLOCK_Q": 1})
     c = r.action_counts
-    assert "spilled to DRAM" in r.notes[0]
-    assert c["DRAM.read[S]"] == 2 * c["DRAM.write[S]"] == 2 * c["GlobalBuffer.write[S]"]
-    assert c["DRAM.write[P]"] == c["DRAM.read[P]"] == c["GlobalBuffer.write[P]"]
+    spill = sum(16 * k - 61440 for k in range(3841, 4097)) * HEADS
+    assert c["DRAM.write[S]"] == spill == 16_842_752
+    assert c["DRAM.read[S]"] == 2 * spill  # max pass, exp pass
+    assert c["DRAM.write[P]"] == c["DRAM.read[P]"] == spill / 2  # INT8 P written over S
+    assert c["DRAM.read[K]"] == 8 * 4096 * 4097 // 2 * 4 * E * 8  # bits; nothing stays
+    assert r.params["block_q"] == 1
 
 
 @pytest.mark.parametrize("design", list(DESIGNS))

@@ -11,12 +11,16 @@ from fusioncim_plugin.workload import Workload
 LENS = [512, 1024, 2048, 4096, 8192, 16384, 32768]
 
 
+FIXED = {"BLOCK_Q": 128, "BLOCK_KV": 64}  # the same blocks at every length (not searched)
+
+
 @pytest.fixture(scope="module")
 def sweep():
     out = {}
     for L in LENS:
         wl = Workload(model="llama3-8b", seq_len=L)
-        out[L] = {d: evaluate(d, wl).attention for d in ("fusioncim", "ipcim-unfused", "ipcim-fused")}
+        out[L] = {d: evaluate(d, wl, overrides=FIXED).attention
+                  for d in ("fusioncim", "dcim", "ipcim-fused")}
     return out
 
 
@@ -30,12 +34,14 @@ def test_every_design_does_the_same_useful_work(phase, L):
 
 def test_unfused_dram_ratio_grows_with_context(sweep):
     # While K/V (and each row block's S) fit the buffer, both read Q, K, V once and
-    # write O once; beyond that the unfused baseline re-fetches K/V per block of query
-    # rows (a block shrinks as 1/L), so its DRAM traffic grows ~L^2 against FusionCIM's.
-    r = [sweep[L]["ipcim-unfused"].dram_bytes / sweep[L]["fusioncim"].dram_bytes for L in LENS]
-    assert r[:4] == [1.0, 1.0, 1.0, 1.0]
-    assert all(b >= a for a, b in zip(r, r[1:]))
-    assert r[-1] / r[-2] == pytest.approx(2.0, rel=0.05)  # doubling L doubles the ratio
+    # write O once; beyond that the unfused baseline re-fetches the K/V that do not stay
+    # for every block of 128 query rows, and its S stops fitting, so its DRAM traffic
+    # grows faster than FusionCIM's.
+    r = [sweep[L]["dcim"].dram_bytes / sweep[L]["fusioncim"].dram_bytes for L in LENS]
+    assert r[:3] == [1.0, 1.0, 1.0]
+    assert all(x > 1 for x in r[3:])
+    d = [sweep[L]["dcim"].dram_bytes for L in LENS]
+    assert all(b > 2 * a for a, b in zip(d[3:], d[4:]))  # superlinear in L
 
 
 def test_kv_rewrites_into_cim_grow_with_context(sweep):
@@ -54,9 +60,12 @@ def test_fusioncim_cim_writes_are_q_only():
 
 
 def test_ablation_steps_reduce_buffer_traffic_and_latency():
+    # QO-stationary removes the K block re-writes and the per-block Q re-reads of the
+    # hybrid pipeline; the pattern-aware order removes rescales. Each at its best.
     wl = Workload(model="llama3-8b", seq_len=4096)
-    a = {d: evaluate(d, wl).attention for d in ("ipcim-fused", "hybrid", "hybrid-qo", "fusioncim")}
-    assert a["ipcim-fused"].buffer_bytes > a["hybrid"].buffer_bytes > a["hybrid-qo"].buffer_bytes
+    a = {d: evaluate(d, wl).attention for d in ("hybrid", "hybrid-qo", "fusioncim")}
+    assert a["hybrid"].buffer_bytes > a["hybrid-qo"].buffer_bytes
+    assert a["hybrid"].cim_write_bytes > a["hybrid-qo"].cim_write_bytes
     # OP-CIM's near-memory lanes (16 macros x 128 by the default rule, one product per
     # cycle, as fast as the 8 IP-CIM macros' 2048 MACs/cycle) bound both hybrid designs:
     # their latency is at least the lanes' time; QO-stationary removes the K block
@@ -82,4 +91,4 @@ def test_compare_applies_one_softmax_order_to_every_fused_design():
     rs = {r.design: r for r in compare(wl, softmax_order="natural")}
     assert rs["hybrid-qo"].attention.energy_j == rs["fusioncim"].attention.energy_j
     assert {r.softmax_order for r in rs.values()} == {None, "natural"}
-    assert rs["ipcim-unfused"].softmax_order is None  # no fused online softmax
+    assert rs["dcim"].softmax_order is None  # no fused online softmax

@@ -69,7 +69,7 @@ def test_unknown_model(capsys):
 
 
 def test_unknown_design_and_arch(capsys):
-    assert "allowed: ipcim-unfused" in run(capsys, "--design", "flashcim")
+    assert "allowed: dcim" in run(capsys, "--design", "flashcim")
     assert "known: fusioncim, ipcim_baseline" in run(capsys, "--arch", "nope")
 
 

@@ -17,11 +17,17 @@ from fusioncim_plugin.tables import load_table
 
 class SoftmaxUnit(ComponentModel):
     """
-    Fused online-softmax unit with ``lanes`` parallel ``data_bits`` fixed-point lanes.
-    Each per-element action processes one element in one lane; exp() is I-BERT's
-    integer-only second-order polynomial (Kim et al., ICML 2021). Operation counts,
-    Horowitz (45 nm) add/multiply energies and Aladdin (40 nm) areas/leakage come from
-    the table; b-bit adds scale linearly and a x b multiplies with a*b.
+    Fused online-softmax unit with ``lanes`` parallel lanes. Each per-element action
+    processes one element in one lane. Two datapaths (``datapath``):
+
+    * ``ibert_int16``: ``data_bits`` fixed point; exp() is I-BERT's integer-only
+      second-order polynomial (Kim et al., ICML 2021); Horowitz integer add/multiply
+      energies, b-bit adds linear and a x b multiplies quadratic in width;
+    * ``taylor_fp16``: FP16; exp(x) = 2^n * exp(r), r = x - n ln2, exp(r) by its Taylor
+      series to the degree FP16 needs (Horner form); Horowitz FP16 add/multiply energies.
+
+    Operation counts, Horowitz (45 nm) energies and Aladdin (40 nm) areas/leakage come
+    from the table.
 
     Parameters
     ----------
@@ -33,6 +39,8 @@ class SoftmaxUnit(ComponentModel):
         Elements processed per cycle (None: table reference, 16).
     data_bits: int | None
         Datapath width in bits (None: table reference, 16).
+    datapath: str | None
+        "ibert_int16" (None: the table reference) or "taylor_fp16".
     """
 
     component_name = "SoftmaxUnit"
@@ -44,6 +52,7 @@ class SoftmaxUnit(ComponentModel):
         frequency: float | None = None,
         lanes: int | None = None,
         data_bits: int | None = None,
+        datapath: str | None = None,
     ):
         t = load_table("softmax_unit")
         ref_node = t.ref("tech_node", "m")
@@ -72,10 +81,21 @@ class SoftmaxUnit(ComponentModel):
         self.tech_node = scale_tech_node(self, pick(t, "tech_node", tech_node), ref_node)
 
         k = 1e-12 * horowitz_to(t, ref_node)  # pJ at 45 nm -> J at the reference node
-        self._add = int_add_pj(t, b) * k
-        self._mult = int_mult_pj(t, b, b) * k
+        self.datapath = datapath or "ibert_int16"
+        if self.datapath == "ibert_int16":
+            self._add = int_add_pj(t, b) * k
+            self._mult = int_mult_pj(t, b, b) * k
+            self._exp = n("exp_mults") * self._mult + n("exp_adds") * self._add
+        elif self.datapath == "taylor_fp16":
+            self._add = t.value("fp16_add", "pJ") * k
+            self._mult = t.value("fp16_mult", "pJ") * k
+            deg = n("taylor_degree")
+            self._exp = ((n("taylor_range_mults") + deg) * self._mult
+                         + (n("taylor_range_adds") + deg) * self._add)
+        else:
+            raise ValueError(f"SoftmaxUnit datapath {datapath!r}; allowed: ibert_int16, "
+                             f"taylor_fp16 (spec variable SOFTMAX_EXP)")
         self._compare = n("compare_adds") * self._add
-        self._exp = n("exp_mults") * self._mult + n("exp_adds") * self._add
         self._reciprocal = n("reciprocal_mults") * self._mult + n("reciprocal_adds") * self._add
         self._requant = n("requant_mults") * self._mult + n("requant_adds") * self._add
 
@@ -91,7 +111,8 @@ class SoftmaxUnit(ComponentModel):
 
     @action
     def exp(self) -> ActionCost:
-        """One exponential, I-BERT i-exp: 3 multiplies, 3 adds and a shift (table counts)."""
+        """One exponential: I-BERT i-exp (3 multiplies, 3 adds and a shift) or the FP16
+        Taylor exp (range reduction + Horner polynomial; table counts)."""
         return self._cost(self._exp)
 
     @action

@@ -75,10 +75,11 @@ def _known_orders() -> list[str] | None:
 
 def _check_base(name: str, v):
     """Validated, canonical value of a policy/workload parameter (raises ValueError)."""
-    from ..designs import DESIGNS
+    from ..designs import ALIASES, DESIGNS
     from ..workload import MODELS, get_model
 
     if name == "design":
+        v = ALIASES.get(v, v)  # a former name -> the design's own
         if v not in DESIGNS:
             raise ValueError(f"unknown design {v!r}; allowed: {', '.join(DESIGNS)}")
         return v
@@ -186,7 +187,7 @@ class SweepSpec(BaseModel):
         return ds or [DEFAULTS["design"]]
 
     def _check_names(self) -> list[str]:
-        from ..designs import DESIGNS
+        from ..designs import get_design
 
         for label, k, vs in self._sources():
             if k == "design":
@@ -195,7 +196,7 @@ class SweepSpec(BaseModel):
                         _check_base(k, v)
                     except ValueError as e:
                         raise ValueError(f"{label}: {_describe(e)}") from None
-        specs = sorted({DESIGNS[d].arch for d in self._designs()})
+        specs = sorted({get_design(d).arch for d in self._designs()})
         known = {n: s for s in specs for n in arch_variables(s)}
         arch_names = set()
         for label, k, _ in self._sources():
@@ -213,9 +214,9 @@ class SweepSpec(BaseModel):
         return sorted(arch_names)
 
     def _canonicalise(self):
-        from ..designs import DESIGNS
+        from ..designs import get_design
 
-        specs = sorted({DESIGNS[d].arch for d in self._designs()})
+        specs = sorted({get_design(d).arch for d in self._designs()})
 
         def check(label, k, v):
             if k in BASE_PARAMS:
@@ -241,7 +242,7 @@ class SweepSpec(BaseModel):
 
     def _check_per_design(self):
         """Every arch variable must exist in the arch spec of each design it meets."""
-        from ..designs import DESIGNS
+        from ..designs import get_design
 
         seen = set()
         for p in self.points():
@@ -250,7 +251,7 @@ class SweepSpec(BaseModel):
             if (d, names) in seen:
                 continue
             seen.add((d, names))
-            spec = DESIGNS[d].arch
+            spec = get_design(d).arch
             for k in names:
                 if k not in arch_variables(spec):
                     label = next(lb for lb, n, _ in self._sources() if n == k)
