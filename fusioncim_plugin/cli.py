@@ -126,7 +126,7 @@ def cmd_compare(a) -> int:
 
     rs = compare(_workload(a), overrides=_overrides(a.set), softmax_order=_order(a),
                  metric=a.metric, preset=a.preset, arch=a.arch,
-                 baseline_arch=a.baseline_arch)
+                 baseline_arch=a.baseline_arch, iso_area=a.iso_area)
     if a.json:
         print(json.dumps([r.model_dump() for r in rs], indent=2))
     else:
@@ -282,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="all designs on one workload, relative to FusionCIM")
     _workload_args(c)
     _arch_args(c)
+    c.add_argument("--iso-area", action="store_true", help="give the IP-CIM baselines as "
+                   "many IP-CIM macros as fit in FusionCIM's CIM area (arrays + OP-CIM "
+                   "lanes) instead of its macro count")
     c.set_defaults(func=cmd_compare)
     r = sub.add_parser("reproduce", help="the paper-style evaluation: CSV, JSON, plots, summary")
     r.add_argument("--out", default="results", help="output directory (created)")

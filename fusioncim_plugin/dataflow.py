@@ -365,10 +365,11 @@ def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
     passes the partial sums (ACC_BITS) go through the global buffer: written after every
     pass but the last, read back before every one but the first. When a column tile's
     partial sums for all tokens exceed the buffer, the tokens run in blocks that fit and
-    the weights are fetched (DRAM, buffer, array write) once per token block. ``r`` is
-    the divisor of ``n_ip_macros`` with the least energy for that matrix (the same
-    search for every design: this is their common substrate, only in the whole-layer
-    figures). Activations come from / go to DRAM once. The Einsums are those of
+    the weights are fetched (DRAM, buffer, array write) once per token block. ``r`` (1 ..
+    ``n_ip_macros``; ``n_ip_macros // r`` stacks, the remainder idle) is the one with
+    the least energy for that matrix (the same search for every design: this is their
+    common substrate, only in the whole-layer figures); no divisor restriction, so the
+    cost does not jump at a prime macro count. Activations come from / go to DRAM once. The Einsums are those of
     workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y).
     """
     c = Counts()
@@ -384,7 +385,7 @@ def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
                 + t["w_bits"] * (e_dram + e_rd + e_wr + e_aw))
 
     for name, (din, dout) in wl.linear_weights().items():
-        t = min((_linear_tiling(arch, T, din, dout, r) for r in range(1, m + 1) if m % r == 0),
+        t = min((_linear_tiling(arch, T, din, dout, r) for r in range(1, m + 1)),
                 key=energy)
         c.notes.append(f"{name}: {t['r']} macros along the input rows, "
                        f"{t['token_blocks']} token block(s)")

@@ -28,8 +28,12 @@ SENSITIVITY = [
     ("OP-CIM circuit: near-memory lanes", {"OPCIM_CIRCUIT": "near_memory"}, "OPCIM_CIRCUIT"),
     ("OP-CIM circuit: read-modify-write per product", {"OPCIM_CIRCUIT": "rmw_per_product"},
      "OPCIM_CIRCUIT"),
-    ("OP-CIM with one MAC lane per column (OPCIM_LANES=128)", {"OPCIM_LANES": 128},
+    ("OP-CIM lanes: 8 per macro (one per column group)", {"OPCIM_LANES": 8}, "OPCIM_LANES"),
+    ("OP-CIM lanes: 32 per macro", {"OPCIM_LANES": 32}, "OPCIM_LANES"),
+    ("OP-CIM lanes: the default rule (PV keeps pace with QK^T)", "lanes-default",
      "OPCIM_LANES"),
+    ("OP-CIM lanes: 2x the default rule", "lanes-2x", "OPCIM_LANES"),
+    ("baselines at FusionCIM's CIM area (N_IP_MACROS scaled, iso-area)", "iso-area", None),
     ("buffer bandwidth x 4 (GLB_BANKS=16)", {"GLB_BANKS": 16}, None),
     ("blocks fixed, not searched (BLOCK_Q=128, BLOCK_KV=64)",
      {"BLOCK_Q": 128, "BLOCK_KV": 64}, None),
@@ -41,31 +45,73 @@ PREFILL_LENS = PAPER_GRID + [L for L in EXTENDED["prefill"]["llama3-8b"]]
 DECODE_LENS = EXTENDED["decode"]["llama3-8b"]
 
 
+CIM_NODES = ("IPCIMArray", "OPCIMArray")  # the CIM macros: arrays + lanes (area_mm2 keys)
+
+
+def cim_area_mm2(r: Result) -> float:
+    """Area of ``r``'s CIM macros (bit cells, OP-CIM lanes and rescale multipliers),
+    mm^2; the chip adds the global buffer and the softmax unit (``area_mm2['total']``)."""
+    return sum(r.area_mm2.get(k, 0.0) for k in CIM_NODES)
+
+
+def iso_area_macros(overrides: dict | None = None, preset: str | None = None,
+                    arch: str | None = None, baseline_arch: str | None = None) -> dict:
+    """Iso-area baselines: the IP-CIM macro count whose CIM area is FusionCIM's (the
+    largest count within it). Returns n_ip_macros, FusionCIM's and the baselines' CIM
+    area (mm^2) and one IP-CIM macro's area."""
+    from .arch import load_arch
+
+    f_spec, b_spec = arch or DESIGNS["fusioncim"].arch, baseline_arch or "ipcim_baseline"
+    ov = overrides or {}
+    fus = load_arch(f_spec, preset_overrides(preset, f_spec) | ov)
+    base = load_arch(b_spec, preset_overrides(preset, b_spec) | ov)
+    f_cim = sum(fus.components[k].area for k in CIM_NODES if k in fus.components) * 1e6
+    per_macro = base.components["IPCIMArray"].area * 1e6 / base.var("n_ip_macros")
+    n = max(1, int(f_cim / per_macro * (1 + 1e-9)))
+    return {"n_ip_macros": n, "fusioncim_cim_mm2": f_cim, "baseline_cim_mm2": n * per_macro,
+            "ipcim_macro_mm2": per_macro}
+
+
 def compare(wl: Workload, overrides: dict | None = None, designs: list[str] | None = None,
             softmax_order: str | None = "default", metric: str = "edp",
             preset: str | None = None, arch: str | None = None,
-            baseline_arch: str | None = None) -> list[Result]:
+            baseline_arch: str | None = None, iso_area: bool = False) -> list[Result]:
     """Every design on ``wl``, each at its own best ``metric``; ``softmax_order`` as in
     evaluate() (designs that do not fuse online softmax ignore it); ``arch`` /
     ``baseline_arch`` as in designs.design_arch (e.g. a spec that plugs in your own
-    macro)."""
+    macro). ``iso_area``: the IP-CIM baselines get as many IP-CIM macros as fit in
+    FusionCIM's CIM area (iso_area_macros), searched the same way."""
     from tqdm import tqdm
 
-    # a progress bar only on a terminal (tqdm's disable=None), e.g. at long contexts
-    return [evaluate(d, wl, overrides=overrides, softmax_order=softmax_order, metric=metric,
+    iso = iso_area_macros(overrides, preset, arch, baseline_arch) if iso_area else None
+
+    def run(d):
+        ov = overrides
+        if iso and DESIGNS[d].arch != DESIGNS["fusioncim"].arch:
+            ov = (overrides or {}) | {"N_IP_MACROS": iso["n_ip_macros"]}
+        r = evaluate(d, wl, overrides=ov, softmax_order=softmax_order, metric=metric,
                      preset=preset, arch=design_arch(d, arch, baseline_arch))
-            for d in tqdm(designs or list(DESIGNS), desc="compare", unit="design",
-                          disable=None, leave=False)]
+        if ov is not overrides:
+            r.notes.append(f"iso-area: {iso['n_ip_macros']} IP-CIM macros, CIM area "
+                           f"{iso['baseline_cim_mm2']:.3f} mm^2 (FusionCIM "
+                           f"{iso['fusioncim_cim_mm2']:.3f} mm^2); the linear layers use "
+                           f"them too")
+        return r
+
+    # a progress bar only on a terminal (tqdm's disable=None), e.g. at long contexts
+    return [run(d) for d in tqdm(designs or list(DESIGNS), desc="compare", unit="design",
+                                 disable=None, leave=False)]
 
 
 def format_compare(results: list[Result]) -> str:
     ref = next(r for r in results if r.design == "fusioncim")
     hdr = (f"{'design':<15}{'energy (J)':>12}{'x':>7}{'latency (s)':>13}{'x':>7}"
            f"{'TOPS/W':>9}{'DRAM (B)':>11}{'x':>7}{'buffer (B)':>12}{'x':>7}"
-           f"{'CIM wr (B)':>12}{'x':>10}")
+           f"{'CIM wr (B)':>12}{'x':>10}{'chip mm^2':>11}{'CIM mm^2':>10}")
     r0 = results[0]
     lines = [f"attention of one layer, {r0.model} {r0.phase}, seq_len {r0.seq_len}, "
-             f"batch {r0.batch}; 'x' = design / fusioncim", hdr, "-" * len(hdr)]
+             f"batch {r0.batch}; 'x' = design / fusioncim; area: chip and CIM macros "
+             f"(arrays + OP-CIM lanes)", hdr, "-" * len(hdr)]
 
     def ratio(a, b):
         return f"{a / b:7.2f}" if b else "    inf" if a else "   1.00"
@@ -77,7 +123,8 @@ def format_compare(results: list[Result]) -> str:
             f"{a.latency_s:13.3e}{ratio(a.latency_s, f.latency_s)}{a.tops_per_w:9.2f}"
             f"{a.dram_bytes:11.3e}{ratio(a.dram_bytes, f.dram_bytes)}"
             f"{a.buffer_bytes:12.3e}{ratio(a.buffer_bytes, f.buffer_bytes)}"
-            f"{a.cim_write_bytes:12.3e}{ratio(a.cim_write_bytes, f.cim_write_bytes):>10}")
+            f"{a.cim_write_bytes:12.3e}{ratio(a.cim_write_bytes, f.cim_write_bytes):>10}"
+            f"{r.area_mm2['total']:11.3f}{cim_area_mm2(r):10.3f}")
     lines.append("")
     lines.append("whole layer (attention + projections + FFN), TOPS/W: " + ", ".join(
         f"{r.design} {r.layer.tops_per_w:.2f}" for r in results))
@@ -204,27 +251,38 @@ def _sensitivity(preset, metric, L=4096) -> list[str]:
 
     wl = Workload(model="llama3-8b", phase="prefill", seq_len=L)
     lines = [f"Sensitivity, LLaMA-3-8B prefill {L}: FusionCIM's energy saving / speedup "
-             "over each baseline when one assumption changes (everything else the preset):",
+             "over each baseline when one assumption changes (everything else the preset); "
+             "CIM area = the CIM macros (arrays + OP-CIM lanes):",
              "", "| setting | " + " | ".join(f"vs {d}: E, T" for d in BASELINES)
-             + " | FusionCIM E (J) | FusionCIM T (s) |",
-             "|---|" + "---|" * (len(BASELINES) + 2)]
+             + " | FusionCIM E (J) | FusionCIM T (s) | CIM area (mm^2): FusionCIM, baselines |",
+             "|---|" + "---|" * (len(BASELINES) + 3)]
+    f_arch = load_arch("fusioncim", preset_overrides(preset, "fusioncim"))
     for label, ov, needs in SENSITIVITY:
-        if needs and needs.lower() not in load_arch(
-                "fusioncim", preset_overrides(preset, "fusioncim")).variables:
+        if needs and needs.lower() not in f_arch.variables:
             continue  # this spec has no such variable
+        base_ov = None  # the baselines' overrides when they differ from FusionCIM's
         if ov == "glb-5%":
             ov = {"GLB_BYTES": int(0.95 * preset_overrides(preset, "fusioncim").get(
                 "GLB_BYTES", load_arch("fusioncim").var("glb_bytes")))}
+        elif ov in ("lanes-default", "lanes-2x"):
+            lanes = f_arch.var("opcim_lanes") * (2 if ov == "lanes-2x" else 1)
+            label, ov = f"{label} (OPCIM_LANES={lanes})", {"OPCIM_LANES": lanes}
+        elif ov == "iso-area":
+            n = iso_area_macros(None, preset)["n_ip_macros"]
+            label, ov, base_ov = f"{label}: N_IP_MACROS={n}", {}, {"N_IP_MACROS": n}
         try:
-            rs = {d: evaluate(d, wl, overrides=ov, preset=preset, metric=metric).attention
+            rs = {d: evaluate(d, wl, overrides=ov if d == "fusioncim" or base_ov is None
+                              else base_ov, preset=preset, metric=metric)
                   for d in ("fusioncim",) + BASELINES}
         except SpecError as e:
             lines.append(f"| {label} | not applicable: {e} |")
             continue
-        f = rs["fusioncim"]
+        f = rs["fusioncim"].attention
         lines.append(f"| {label} | " + " | ".join(
-            f"{rs[d].energy_j / f.energy_j:.2f}x, {rs[d].latency_s / f.latency_s:.2f}x"
-            for d in BASELINES) + f" | {f.energy_j:.3e} | {f.latency_s:.3e} |")
+            f"{rs[d].attention.energy_j / f.energy_j:.2f}x, "
+            f"{rs[d].attention.latency_s / f.latency_s:.2f}x"
+            for d in BASELINES) + f" | {f.energy_j:.3e} | {f.latency_s:.3e} | "
+            f"{cim_area_mm2(rs['fusioncim']):.2f}, {cim_area_mm2(rs[BASELINES[0]]):.2f} |")
     return lines
 
 

@@ -219,3 +219,20 @@ def test_default_opcim_lanes_pv_keeps_pace_with_qkt():
         op_b = b.components["OPCIM_MAC"].throughput["compute"]
         if lanes < 1024:
             assert ip_b <= op_b < ip_b + b.var("n_op_macros") * 200e6, ov
+
+
+def test_linear_layers_no_cliff_in_macro_count():
+    """Stacking r macros along din needs no divisor of the macro count (the remainder
+    idles): one more macro never costs more than its leakage (< 1 %), so a prime count
+    (59, e.g. an iso-area baseline) is not a cliff (it was 2x the energy of 58 when r
+    had to divide it)."""
+    from fusioncim_plugin.dataflow import weight_stationary_linear
+    from fusioncim_plugin.evaluation import _cost
+
+    wl = Workload(model="llama3-8b", seq_len=4096)
+    e = {}
+    for n in range(20, 65):
+        hw = load_arch("ipcim_baseline", {"N_IP_MACROS": n})
+        e[n] = _cost(hw, weight_stationary_linear(hw, wl), wl.linear_macs())[0].energy_j
+    assert all(e[n + 1] <= e[n] * 1.01 for n in range(20, 64))
+    assert e[59] <= e[58] * 1.01 and e[64] < e[20]

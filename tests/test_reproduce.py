@@ -55,3 +55,23 @@ def test_speedup_over_dcim_depends_on_the_buffer_bandwidth(out):
     wide = rows["buffer bandwidth x 4 (GLB_BANKS=16)"].split("|")[2]
     t_as_is, t_wide = (float(x.split(",")[1].strip().rstrip("x")) for x in (as_is, wide))
     assert t_wide < t_as_is
+
+
+def test_sensitivity_has_lanes_and_iso_area_with_area(out):
+    """OPCIM_LANES 8 / 32 / the default rule / 2x it, and the baselines at FusionCIM's
+    CIM area, each with the CIM areas: FusionCIM's grows with the lanes, the iso-area
+    baselines' is FusionCIM's less at most one IP-CIM macro (0.026 mm^2)."""
+    summary = (out / "summary.md").read_text()
+    rows = {ln.split("|")[1].strip(): ln.split("|")[2:-1] for ln in summary.splitlines()
+            if ln.startswith("| OP-CIM lanes") or "iso-area" in ln}
+
+    def areas(label):
+        return [float(x) for x in next(v for k, v in rows.items() if k.startswith(label))[-1]
+                .split(",")]
+
+    lanes = [areas(f"OP-CIM lanes: {x}") for x in ("8 per", "32 per", "the default", "2x")]
+    assert "OPCIM_LANES=128)" in summary and "OPCIM_LANES=256)" in summary  # paper preset
+    assert [a[0] for a in lanes] == sorted(a[0] for a in lanes) and lanes[0][0] < lanes[3][0]
+    assert len({a[1] for a in lanes}) == 1  # the baselines do not change
+    f, b = areas("baselines at FusionCIM's CIM area")
+    assert b <= f < b + 0.026 + 0.01  # printed to 0.01 mm^2
