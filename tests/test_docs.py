@@ -101,3 +101,25 @@ def test_no_citation_of_files_outside_the_repository():
                 bad.append(f"{f}:{i}")
     assert not bad, "cite Xuan et al., arXiv 2604.25317 (2026) or a reachable source: " + \
         ", ".join(bad)
+
+
+def test_readme_iso_area_figures_are_current():
+    """README "OP-CIM accumulation": FusionCIM's saving / speedup over each baseline at
+    the same macro count and at the same CIM area, LLaMA-3-8B prefill 4096."""
+    from fusioncim_plugin.designs import BASELINES
+    from fusioncim_plugin.report import compare, iso_area_macros
+
+    wl = Workload(model="llama3-8b", phase="prefill", seq_len=4096)
+    text = " ".join((REPO / "README.md").read_text().split())
+
+    def ratios(iso):
+        rs = {r.design: r.attention for r in compare(wl, designs=[*BASELINES, "fusioncim"],
+                                                     iso_area=iso)}
+        f = rs["fusioncim"]
+        return [f"{rs[d].energy_j / f.energy_j:.2f}x / {rs[d].latency_s / f.latency_s:.2f}x "
+                f"over `{d}`" for d in BASELINES]
+
+    for quoted in ratios(False) + ratios(True) + [
+            f"({iso_area_macros()['n_ip_macros']} IP-CIM macros, "
+            f"{iso_area_macros()['baseline_cim_mm2']:.2f} mm^2)"]:
+        assert quoted in text, f"update README.md 'Same macro count or same area': '{quoted}'"
