@@ -5,7 +5,7 @@
   fusioncim reproduce [--out results/]
   fusioncim softmax-stats | trace capture          (fusioncim_plugin/softmax/cli.py)
   fusioncim sweep sweep.yaml | pareto results.csv  (fusioncim_plugin/sweep/)
-  fusioncim map | stock                            (fusioncim_plugin/stock.py)
+  fusioncim map | stock                            (below; mapper.py, stock.py)
   fusioncim referee                                (fusioncim_plugin/referee.py)
 
 Bad input (unknown model/design, non-positive sizes, malformed specs) prints one line
@@ -21,7 +21,7 @@ import sys
 from pydantic import ValidationError
 
 
-SUBCOMMAND_MODULES = [".softmax.cli", ".sweep", ".stock", ".referee"]
+SUBCOMMAND_MODULES = [".softmax.cli", ".sweep", ".referee"]
 
 
 def _overrides(items: list[str]) -> dict:
@@ -164,6 +164,94 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+# ----------------------------------------------------------- map and stock (mapper.py, stock.py)
+def _shape(a):
+    from .workload import Workload
+
+    return Workload(model=a.model, phase=a.phase, seq_len=a.seq_len, batch=a.batch,
+                    causal=False)
+
+
+def cmd_map(a) -> int:
+    from pathlib import Path
+
+    from .mapper import format_result, run_mapper
+
+    r = run_mapper(_shape(a), design=a.design, metric=a.metric,
+                   overrides=_overrides(a.set), kv_heads=a.kv_heads, group=a.group,
+                   jobs=a.jobs, arch=a.arch)
+    if a.out:
+        Path(a.out).write_text(r.looptree)
+    if a.json:
+        print(json.dumps(r.as_dict(), indent=2))
+        return 0
+    print(format_result(r))
+    if a.out:
+        print(f"\nbest mapping (LoopTree YAML) written to {a.out}")
+    else:
+        print("\nbest mapping (LoopTree YAML):\n" + r.looptree)
+    return 0
+
+
+def cmd_stock(a) -> int:
+    from dataclasses import asdict
+
+    from .stock import STOCK_MACROS, compare_stock, format_stock, stock_names
+
+    wl = _shape(a)
+    macros = [m.strip() for m in a.macros.split(",") if m.strip()] if a.macros else STOCK_MACROS
+    known = stock_names()
+    for m in macros:
+        if m not in known:
+            raise ValueError(f"macros: unknown stock macro {m!r}; allowed: {', '.join(known)}")
+    rows = compare_stock(wl, macros)
+    if a.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        print(format_stock(wl, rows))
+    return 0
+
+
+def _map_stock_parsers(subparsers) -> None:
+    def shape(p):
+        p.add_argument("--model", default="llama3-8b",
+                       help="a built-in model or a config.json / YAML path (see evaluate)")
+        p.add_argument("--phase", default="prefill", help="prefill | decode")
+        p.add_argument("--seq-len", default="4096", help="tokens (prefill) / KV-cache length")
+        p.add_argument("--batch", default="1")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    m = subparsers.add_parser(
+        "map", help="run AccelForge's fusion-aware mapper on a design's arch spec "
+                    "(one layer's attention, non-causal) beside the hand-written LoopTree")
+    m.add_argument("--design", default="fusioncim",
+                   help="a design on the fusioncim arch spec: fusioncim, hybrid-qo, hybrid")
+    m.add_argument("--arch", default=None,
+                   help="use this arch spec (path or arch_specs/ stem) instead of the "
+                        "design's, e.g. one that plugs in your own macro")
+    shape(m)
+    m.add_argument("--metric", default="energy", help="energy | latency | edp")
+    m.add_argument("--out", default=None, help="write the best mapping (LoopTree YAML) here")
+    m.add_argument("--kv-heads", type=int, default=None,
+                   help="map only this many KV heads (reduces the shape; default: all)")
+    m.add_argument("--group", type=int, default=None,
+                   help="map only this many query heads per KV head (default: all)")
+    m.add_argument("--jobs", type=int, default=1,
+                   help="mapper processes (default 1: deterministic; with more, ties "
+                        "between equally good mappings may resolve differently)")
+    m.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="override an arch-spec variable (repeatable)")
+    m.set_defaults(func=cmd_map)
+
+    s = subparsers.add_parser(
+        "stock", help="the same attention workload on AccelForge's stock CIM macro examples "
+                      "and on FusionCIM: one table")
+    shape(s)
+    s.add_argument("--macros", default=None, help="comma-separated stock examples (default: "
+                   "sinangil_jssc_2021,wang_vlsi_2022,jia_jssc_2020,colonnade_jssc_2021)")
+    s.set_defaults(func=cmd_stock)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fusioncim", description=__doc__.splitlines()[0])
     p.add_argument("--version", action=_VersionAction)
@@ -187,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     _arch_args(r)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_reproduce)
+    _map_stock_parsers(sub)
     # Subcommands that live beside their feature: each module has register(subparsers).
     import importlib
 

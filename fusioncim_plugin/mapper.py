@@ -34,7 +34,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .arch import MAPPING_DIR, WORKLOAD_DIR, arch_path, load_arch
+from .arch import MAPPING_DIR, WORKLOAD_DIR, SpecError, arch_path, load_arch
 from .workload import Workload
 
 METRICS = ("energy", "latency", "edp")
@@ -110,7 +110,13 @@ def fusioncim_spec(data: dict, *, arch: str = "fusioncim", overrides: dict | Non
     mapper or ``evaluate_mapping``. Returns (spec, notes)."""
     import accelforge as af
 
+    from .variables import validate_overrides
+
     files = [arch_path(arch), WORKLOAD_DIR / "attention.yaml"]
+    try:
+        overrides = validate_overrides(files[0], overrides)  # names, types, ranges
+    except ValueError as e:
+        raise SpecError(str(e)) from None
     if mapping is not None:
         files.append(Path(mapping))
     spec = af.Spec.from_yaml(*files, jinja_parse_data={**(overrides or {}), **data})

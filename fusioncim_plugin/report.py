@@ -63,9 +63,13 @@ def compare(wl: Workload, overrides: dict | None = None, designs: list[str] | No
     """Every design on ``wl``; ``softmax_order`` as in evaluate() (designs that do not
     fuse online softmax ignore it); ``arch`` / ``baseline_arch`` as in
     designs.design_arch (e.g. a spec that plugs in your own macro)."""
+    from tqdm import tqdm
+
+    # a progress bar only on a terminal (tqdm's disable=None), e.g. at long contexts
     return [evaluate(d, wl, overrides=overrides, softmax_order=softmax_order,
                      arch=design_arch(d, arch, baseline_arch))
-            for d in (designs or list(DESIGNS))]
+            for d in tqdm(designs or list(DESIGNS), desc="compare", unit="design",
+                          disable=None, leave=False)]
 
 
 def format_compare(results: list[Result]) -> str:
@@ -139,10 +143,17 @@ def reproduce(out: str | Path = "results", progress: bool = True, arch: str | No
               baseline_arch: str | None = None) -> Path:
     from tqdm import tqdm
 
+    from .arch import arch_path
+
+    for a in (arch, baseline_arch):
+        if a:
+            arch_path(a)  # before any work: SpecError naming it
     out = output_dir(out)
     jobs = [(d, wl) for wl in grid() for d in DESIGNS]
+    # progress bar only on a terminal (tqdm's disable=None)
     results = [evaluate(d, wl, arch=design_arch(d, arch, baseline_arch))
-               for d, wl in tqdm(jobs, desc="reproduce", unit="eval", disable=not progress)]
+               for d, wl in tqdm(jobs, desc="reproduce", unit="eval",
+                                 disable=None if progress else True)]
     rows = [_row(r) for r in results]
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], k))
     with open(out / "results.csv", "w", newline="") as f:

@@ -1,5 +1,5 @@
-"""`fusioncim map` and `fusioncim stock`: AccelForge's mapper on our specs, and the same
-attention workload on AccelForge's stock compute-in-memory macro examples.
+"""AccelForge's stock compute-in-memory macro examples on our attention workload (the
+`fusioncim stock` command, and `fusioncim map`, are defined in cli.py).
 
   fusioncim map   --design fusioncim --model llama3-8b --phase prefill --seq-len 4096
                   [--arch SPEC] [--metric energy|latency|edp] [--out mapping.yaml] [--kv-heads N]
@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 # basic_analog is left out: AccelForge's mapper always rejects it on this multi-rank
@@ -183,86 +182,3 @@ def format_stock(wl, rows: list[Row]) -> str:
     ]
     return "\n".join(lines)
 
-
-# --------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------
-def _workload(a):
-    from .workload import Workload
-
-    return Workload(model=a.model, phase=a.phase, seq_len=a.seq_len, batch=a.batch,
-                    causal=False)
-
-
-def cmd_map(a) -> int:
-    from .cli import _overrides
-    from .mapper import format_result, run_mapper
-
-    r = run_mapper(_workload(a), design=a.design, metric=a.metric,
-                   overrides=_overrides(a.set), kv_heads=a.kv_heads, group=a.group,
-                   jobs=a.jobs, arch=a.arch)
-    if a.out:
-        Path(a.out).write_text(r.looptree)
-    if a.json:
-        print(json.dumps(r.as_dict(), indent=2))
-        return 0
-    print(format_result(r))
-    if a.out:
-        print(f"\nbest mapping (LoopTree YAML) written to {a.out}")
-    else:
-        print("\nbest mapping (LoopTree YAML):\n" + r.looptree)
-    return 0
-
-
-def cmd_stock(a) -> int:
-    wl = _workload(a)
-    macros = [m.strip() for m in a.macros.split(",") if m.strip()] if a.macros else STOCK_MACROS
-    known = stock_names()
-    for m in macros:
-        if m not in known:
-            raise ValueError(f"macros: unknown stock macro {m!r}; allowed: {', '.join(known)}")
-    rows = compare_stock(wl, macros)
-    if a.json:
-        print(json.dumps([asdict(r) for r in rows], indent=2))
-    else:
-        print(format_stock(wl, rows))
-    return 0
-
-
-def register(subparsers) -> None:
-    def shape(p):
-        p.add_argument("--model", default="llama3-8b", help="llama3-8b | llama3-70b")
-        p.add_argument("--phase", default="prefill", help="prefill | decode")
-        p.add_argument("--seq-len", default="4096", help="tokens (prefill) / KV-cache length")
-        p.add_argument("--batch", default="1")
-        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-    m = subparsers.add_parser(
-        "map", help="run AccelForge's fusion-aware mapper on a design's arch spec "
-                    "(one layer's attention, non-causal) beside the hand-written LoopTree")
-    m.add_argument("--design", default="fusioncim",
-                   help="a design on the fusioncim arch spec: fusioncim, hybrid-qo, hybrid")
-    m.add_argument("--arch", default=None,
-                   help="use this arch spec (path or arch_specs/ stem) instead of the "
-                        "design's, e.g. one that plugs in your own macro")
-    shape(m)
-    m.add_argument("--metric", default="energy", help="energy | latency | edp")
-    m.add_argument("--out", default=None, help="write the best mapping (LoopTree YAML) here")
-    m.add_argument("--kv-heads", type=int, default=None,
-                   help="map only this many KV heads (reduces the shape; default: all)")
-    m.add_argument("--group", type=int, default=None,
-                   help="map only this many query heads per KV head (default: all)")
-    m.add_argument("--jobs", type=int, default=1,
-                   help="mapper processes (default 1: deterministic; with more, ties "
-                        "between equally good mappings may resolve differently)")
-    m.add_argument("--set", action="append", metavar="NAME=VALUE",
-                   help="override an arch-spec variable (repeatable)")
-    m.set_defaults(func=cmd_map)
-
-    s = subparsers.add_parser(
-        "stock", help="the same attention workload on AccelForge's stock CIM macro examples "
-                      "and on FusionCIM: one table")
-    shape(s)
-    s.add_argument("--macros", default=None,
-                   help=f"comma-separated stock examples (default: {','.join(STOCK_MACROS)})")
-    s.set_defaults(func=cmd_stock)
