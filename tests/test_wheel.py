@@ -68,6 +68,6 @@ def test_wheel_evaluate_compare_softmax_stats(wheel_venv):
     out = _run(wheel_venv, "evaluate", "--model", "llama3.2-1b", "--seq-len", "1024")
     assert "fusioncim on llama3.2-1b prefill, seq_len 1024" in out and " J" in out
     out = _run(wheel_venv, "compare", "--seq-len", "1024")
-    assert all(d in out for d in ("ipcim-unfused", "ipcim-fused", "hybrid-qo", "fusioncim"))
+    assert all(d in out for d in ("dcim", "trancim-like", "ipcim-fused", "hybrid-qo", "fusioncim"))
     out = _run(wheel_venv, "softmax-stats", "--blocks", "32")
     assert "smollm2" in out
