@@ -9,7 +9,7 @@ import shutil
 
 import hwcomponents
 import pytest
-from hwcomponents.scaling import tech_node_energy
+from hwcomponents.scaling import tech_node_area, tech_node_energy, tech_node_leak
 
 from fusioncim_plugin import tables
 from fusioncim_plugin.components import (
@@ -218,8 +218,46 @@ def test_opcim_one_circuit_energy_throughput_ports_area(circuit):
     assert m.area > bare and m.logic_area > 0
     if circuit == "near_memory":
         wide = OPCIMMacro(rows=128, cols=128, acc_bits=16, lanes=32)
-        assert close(wide.logic_area, 4 * m.logic_area)
+        assert wide.logic_area > m.logic_area
         assert close(wide.compute().throughput, 4 * m.compute().throughput)
+
+
+# Aladdin 40 nm logic (hwcomponents-library 1.0.58), um^2 and W, by hand:
+MUL8_UM2, MUL16_UM2 = 6350 * 8 * 8 / 1024, 6350 * 16 * 16 / 1024  # 396.875, 1587.5
+ADD16_UM2, REG16_UM2 = 278 * 16 / 32, 16 * 5.98  # 139, 95.68
+MUL8_W, MUL16_W, ADD16_W = 8e-5 * 64 / 1024, 8e-5 * 256 / 1024, 2.4e-6 / 2
+
+
+@pytest.mark.parametrize("lanes", [8, 32, 128, 256])
+def test_opcim_near_memory_area_rescale_multipliers_at_port_rate(lanes):
+    """near_memory, 128 x 128 bits, 16-b accumulators: each lane is an 8x8 multiplier,
+    a 16-b adder and two 16-b registers; the 16x16 rescale multipliers are fused into
+    the write-back, which passes the port one row (8 accumulators) per cycle, so there
+    are 8 of them per macro however many lanes there are (not one per lane)."""
+    a40, l40 = tech_node_area(28e-9, 40e-9), tech_node_leak(28e-9, 40e-9)
+    m = OPCIMMacro(rows=128, cols=128, acc_bits=16, lanes=lanes)
+    lane_um2 = MUL8_UM2 + ADD16_UM2 + 2 * REG16_UM2  # 727.235
+    logic_um2 = lanes * lane_um2 + 8 * MUL16_UM2  # 8 lanes: 18517.88 um^2 at 40 nm
+    assert m.rescale_multipliers == 8
+    assert close(m.logic_area, logic_um2 * a40 * 1e-12)
+    assert close(m.area, 128 * 128 * 1.5827593e-12 + logic_um2 * a40 * 1e-12)
+    assert close(m.leak_power, 128 * 128 * 1.2767e-11
+                 + (lanes * (MUL8_W + ADD16_W) + 8 * MUL16_W) * l40)
+    # energy does not depend on the multiplier count: one rescale multiply per element
+    assert close(m.rescale().energy, OPCIMMacro(rows=128, cols=128, acc_bits=16).rescale().energy)
+
+
+def test_opcim_other_circuits_area_by_hand():
+    """in_array and rmw_per_product have cols/acc_bits = 8 lanes (the port's row), so
+    their rescale multipliers are also 8 per macro: in_array = 8 x (8x8 mult + 16x16
+    rescale mult) + a 1-bit full adder and a carry latch per column; rmw = 8 x (8x8
+    mult + 16-b adder + 16x16 rescale mult)."""
+    a40 = tech_node_area(28e-9, 40e-9) * 1e-12
+    ia = OPCIMMacro(rows=128, cols=128, acc_bits=16, circuit="in_array")
+    assert ia.rescale_multipliers == 8 and ia.lanes == 8
+    assert close(ia.logic_area, (8 * (MUL8_UM2 + MUL16_UM2) + 128 * (278 / 32 + 5.98)) * a40)
+    rmw = OPCIMMacro(rows=128, cols=128, acc_bits=16, circuit="rmw_per_product")
+    assert close(rmw.logic_area, 8 * (MUL8_UM2 + ADD16_UM2 + MUL16_UM2) * a40)
 
 
 def test_opcim_scaling_and_bad_input():

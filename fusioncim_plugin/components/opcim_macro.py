@@ -28,7 +28,9 @@ class OPCIMMacro(ComponentModel):
     * ``near_memory`` - ``lanes`` MAC lanes, each with an accumulator register (plus a
       shadow register for the write-back). A lane reads a stored accumulator once per
       KV block, sums the block's products in its register and writes it back with the
-      online-softmax rescale fused in (FlashAttention-2: O <- diag(alpha) O + P~ V_j).
+      online-softmax rescale fused in (FlashAttention-2: O <- diag(alpha) O + P~ V_j)
+      by ``cols / acc_bits`` rescale multipliers at the port (one per accumulator of a
+      row: the write-back moves a row per cycle), not one per lane.
       ``compute`` = multiply + add + register update, ``lanes`` per cycle; the block's
       read/write of O are ``read``/``write`` actions through the array port.
     * ``in_array`` - bit-serial in-array accumulation (Compute SRAM): one row operation
@@ -102,29 +104,39 @@ class OPCIMMacro(ComponentModel):
         else:
             self.lanes = row_lanes
 
-        # Area and leakage: the array plus the lanes (Aladdin 40 nm logic, scaled to the
-        # reference node here; the whole model is then scaled to tech_node).
+        # Area and leakage: the array, the lanes and the rescale multipliers (Aladdin
+        # 40 nm logic, scaled to the reference node here; the whole model is then scaled
+        # to tech_node). A lane is an input_bits^2 product multiplier (+ an acc_bits adder
+        # unless in_array, + accumulator and shadow registers for near_memory). The
+        # rescale (acc_bits x scale_bits multiply) is applied as accumulators pass the
+        # array port, a row of cols / acc_bits at a time (near_memory: fused into the
+        # write-back), so the macro has one rescale multiplier per accumulator of a row,
+        # however many lanes it has.
         a40 = tech_node_area(ref_node, t.ref("register_tech_node", "m")) * 1e-12
         l40 = tech_node_leak(ref_node, t.ref("register_tech_node", "m"))
-        mult_frac = (self.input_bits ** 2 + self.acc_bits * self.scale_bits) / 1024
-        lane_area = t.value("multiplier_area_32x32", "um^2") * mult_frac
-        lane_leak = t.value("multiplier_leak_power_32x32", "W") * mult_frac
+        mult_a, mult_l = t.value("multiplier_area_32x32", "um^2"), t.value("multiplier_leak_power_32x32", "W")
+        lane_area = mult_a * self.input_bits ** 2 / 1024
+        lane_leak = mult_l * self.input_bits ** 2 / 1024
+        self.rescale_multipliers = row_lanes
+        scale_frac = self.acc_bits * self.scale_bits / 1024
+        port_area, port_leak = row_lanes * mult_a * scale_frac, row_lanes * mult_l * scale_frac
         if circuit == "in_array":  # a 1-bit full adder and a carry latch per column
-            col_area = self.cols * (t.value("adder_area_32b", "um^2") / 32
-                                    + t.value("register_area_per_bit", "um^2"))
-            col_leak = self.cols * t.value("adder_leak_power_32b", "W") / 32
+            fixed_area = self.cols * (t.value("adder_area_32b", "um^2") / 32
+                                      + t.value("register_area_per_bit", "um^2"))
+            fixed_leak = self.cols * t.value("adder_leak_power_32b", "W") / 32
         else:  # an acc_bits adder per lane (+ accumulator and shadow registers)
             lane_area += t.value("adder_area_32b", "um^2") * self.acc_bits / 32
             lane_leak += t.value("adder_leak_power_32b", "W") * self.acc_bits / 32
             if circuit == "near_memory":
                 lane_area += 2 * self.acc_bits * t.value("register_area_per_bit", "um^2")
-            col_area = col_leak = 0.0
+            fixed_area = fixed_leak = 0.0
+        fixed_area, fixed_leak = fixed_area + port_area, fixed_leak + port_leak
         bits = self.rows * self.cols
-        self.logic_area = (self.lanes * lane_area + col_area) * a40
+        self.logic_area = (self.lanes * lane_area + fixed_area) * a40
         super().__init__(
             area=bits * t.value("area_per_bit", "um^2") * 1e-12 + self.logic_area,
             leak_power=(bits * t.value("leak_power_per_bit", "W")
-                        + (self.lanes * lane_leak + col_leak) * l40),
+                        + (self.lanes * lane_leak + fixed_leak) * l40),
         )
         self.tech_node = scale_tech_node(self, pick(t, "tech_node", tech_node), ref_node)
 
