@@ -337,7 +337,8 @@ def referee(design: str, wl: Workload, overrides: dict | None = None,
     d = get_design(design)
     if wl.phase != "prefill" or wl.causal:
         raise ValueError("referee: AccelForge cannot express the causal mask or decode "
-                         "split-K; use a non-causal prefill workload (--no-causal)")
+                         "split-K; use a non-causal prefill workload (--phase prefill; the "
+                         "referee maps the full square)")
     mapping = MAPPING_DIR / f"{d.mapping}.yaml"
     if not mapping.exists():
         raise ValueError(f"design: {design!r} has no LoopTree ({mapping.name}); "
@@ -384,11 +385,23 @@ def referee(design: str, wl: Workload, overrides: dict | None = None,
     kv_once = n_kv * L * E * db  # K (or V) read once per KV head
     dram_k = ours.get(("DRAM", "read", "K"), 0.0)
     notes = []
+    def run(streamed: bool) -> AFRun:
+        try:
+            return _af_run(str(arch_path(d.arch)), str(mapping), items(streamed))
+        except Exception as e:  # AccelForge: capacity -> "No mappings found ..." and kin
+            variant = "K/V staged per KV block" if streamed else "K/V resident"
+            raise ValueError(
+                f"referee: AccelForge cannot evaluate {design}'s LoopTree ({variant}, tiles "
+                f"{', '.join(f'{k}={v}' for k, v in looptree_data(design, arch, wl, counts).items())}) "
+                f"with GLB_BYTES={arch.var('glb_bytes')}: "
+                f"{' '.join(str(e).split())[:160]}; a larger --set GLB_BYTES=... or smaller "
+                f"blocks fit it") from None
+
     if dram_k <= kv_once * (1 + RTOL):
-        af = _af_run(str(arch_path(d.arch)), str(mapping), items(False))
+        af = run(False)
         k_res = L
     else:
-        streamed = _af_run(str(arch_path(d.arch)), str(mapping), items(True))
+        streamed = run(True)
         per_visit = streamed.actions[("DRAM", "read", "K")]  # every Q tile visit reads all keys
         visits = per_visit / kv_once
         # closed form: k_res + visits * (L - k_res) keys per KV head

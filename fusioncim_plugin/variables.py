@@ -145,7 +145,8 @@ def _rules() -> dict[str, tuple[Any, str]]:
                           "accumulation')"),
         "OPCIM_LANES": (Annotated[int, Field(strict=True, gt=0)],
                         "a positive integer: near-memory MAC lanes per OP-CIM macro, at "
-                        "most its stored accumulators (default MACRO_COLS / ACC_BITS)"),
+                        "most its stored accumulators (default: PV keeps pace with QK^T, "
+                        "ceil(N_IP_MACROS x IP-CIM MACs per cycle per macro / N_OP_MACROS))"),
     }
 
 

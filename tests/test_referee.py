@@ -318,3 +318,11 @@ def test_paper_preset_at_4k_agrees():
     r = referee("fusioncim", wl("llama3-8b", 4096), preset="paper")
     assert r.residuals() == []
     assert r.preset == "paper" and "preset paper" in format_table(r)
+
+
+def test_referee_names_the_buffer_when_the_looptree_does_not_fit(capsys):
+    from fusioncim_plugin.cli import main
+
+    assert main(["referee", "--seq-len", "256", "--set", "GLB_BYTES=40000"]) == 2
+    err = capsys.readouterr().err
+    assert "GLB_BYTES=40000" in err and "--set GLB_BYTES" in err and err.count("\n") == 1

@@ -1,5 +1,6 @@
 """Pattern-aware online softmax (FusionCIM idea 3): rescale counting for KV-block visiting
-orders, real SmolLM2 score traces, a fitted synthetic model for long contexts.
+orders, real attention traces of any model (SmolLM2, Gemma-3 with sliding windows), one
+fitted synthetic model per model for long contexts.
 
 numpy only at run time; ``capture`` needs torch/transformers (imported inside ``main``).
 """

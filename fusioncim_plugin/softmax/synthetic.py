@@ -39,8 +39,12 @@ Fitting (:func:`fit_head`): alternating least squares of ``v − row_offset`` in
 of the second half of the context; then ``A, w, beta`` by a grid over ``w`` with linear
 least squares for the rest; the sink from block 0's excess; then ``rho`` is calibrated
 by simulation so that the head's tile events match (:func:`calibrate_rho`). :func:`fit`
-runs it on every value head of the shipped 512-token traces; the synthetic model is the
-equal-weight mixture of those heads (``data/traces/synthetic_fit.json``).
+runs it on every value head of a model's 512-token fit traces (:func:`fit_files`); the
+synthetic model is the equal-weight mixture of those heads, one per model
+(``data/traces/synthetic_fit.json`` for SmolLM2, ``synthetic_fit_gemma3.json``). A head of
+a sliding-window layer keeps its layer's window (``window``): blocks with no key in it are
+``-inf`` and skipped by the counting, as in the traces. :func:`write_fit` checks a fit
+against the fit texts, held-out texts and the other model (:func:`validation_sets`).
 """
 from __future__ import annotations
 
