@@ -147,7 +147,8 @@ def _rules() -> dict[str, tuple[Any, str]]:
                         "ibert_int16 or taylor_fp16 (energy_tables/softmax_unit.yaml)"),
         "OPCIM_LANES": (Annotated[int, Field(strict=True, gt=0)],
                         "a positive integer: near-memory MAC lanes per OP-CIM macro, at "
-                        "most its stored accumulators (default MACRO_COLS / ACC_BITS)"),
+                        "most its stored accumulators (default: PV keeps pace with QK^T, "
+                        "ceil(N_IP_MACROS x IP-CIM MACs per cycle per macro / N_OP_MACROS))"),
     }
 
 
@@ -208,7 +209,11 @@ def check_value(spec: str, name: str, value):
     try:
         out = getattr(variables_model(str(_path(spec))).model_validate({name: value}), name)
     except ValidationError as e:
-        raise VariableError(var, value, "; ".join(err["msg"] for err in e.errors())) from None
+        reason = "; ".join(err["msg"] for err in e.errors())
+        if (name == "TECH_NODE" and isinstance(value, (int, float))
+                and not isinstance(value, bool) and value > 1e-6):
+            reason += f" (TECH_NODE is in metres: {value} nm is {value}e-9)"
+        raise VariableError(var, value, reason) from None
     if isinstance(out, float) and not math.isfinite(out):
         raise VariableError(var, value, "must be finite")
     return out

@@ -69,15 +69,20 @@ def test_energy_recomputed_from_the_component_models():
 
 def test_fusioncim_latency_by_hand():
     # Non-causal, no rescale: 8 KV heads x 4 query heads x 8 Q tiles. Per key, IP-CIM
-    # takes 8 cycles (a bit-serial INT8 broadcast) but OP-CIM's near-memory lanes (16
-    # macros x 8 lanes, one product each per cycle) take 128x128 / 128 = 128 cycles, and
-    # the once-per-block write-back port (15 reads + 16 writes of the tile's 16384 x 16 b
-    # at 2048 b/cycle = 3968 cycles per tile) hides behind them. Per tile add writing the
-    # 128x128 INT8 Q tile (1024 b/cycle over 8 macros) and reading the 16-bit O tile
-    # out (2048 b/cycle over 16 macros): 1024 x 128 + 128 + 128 cycles.
+    # takes 8 cycles (a bit-serial INT8 broadcast) and OP-CIM's near-memory lanes (16
+    # macros x 128 lanes by the default rule, one product each per cycle) take
+    # 128x128 / 2048 = 8 cycles; the once-per-block write-back port (15 reads + 16
+    # writes of the tile's 16384 x 16 b at 2048 b/cycle = 3968 cycles per tile) hides
+    # behind them. Per tile add writing the 128x128 INT8 Q tile (1024 b/cycle over 8
+    # macros) and reading the 16-bit O tile out (2048 b/cycle over 16 macros):
+    # 1024 x 8 + 128 + 128 cycles. With 8 lanes per macro OP-CIM takes 128 cycles a key.
     r = counts("fusioncim", seq_len=1024, causal=False)
-    cycles = 8 * 4 * 8 * (1024 * 128 + 128 + 128)
+    cycles = 8 * 4 * 8 * (1024 * 8 + 128 + 128)
     assert r.latency_bounds_s["compute"] == pytest.approx(cycles / 200e6)
+    r8 = evaluate("fusioncim", Workload(model="llama3-8b", seq_len=1024, causal=False),
+                  softmax_order=None, overrides={"OPCIM_LANES": 8})
+    assert r8.latency_bounds_s["compute"] == pytest.approx(
+        8 * 4 * 8 * (1024 * 128 + 128 + 128) / 200e6)
     # Buffer: Q and O staged (in + out), K and V written once per KV head and read once
     # per Q tile, through 4 banks x 256 b per 200 MHz clock.
     q = HEADS * 1024 * E * 8
@@ -172,3 +177,45 @@ def test_linear_partial_sums_by_hand(tokens):
                                  + e("GlobalBuffer", "write") + e("IPCIMArray", "write")))
     others = [energy(_linear_tiling(hw, tokens, 4096, 4096, r)) for r in (1, 2, 3, 6, 8, 12, 24)]
     assert energy(t4) < min(others)
+
+
+# Aladdin 40 nm (hwcomponents-library 1.0.58) areas of a near_memory lane (8x8 multiplier,
+# 16-b adder, two 16-b registers) and of a 16x16 rescale multiplier, um^2.
+LANE_UM2 = 6350 * 64 / 1024 + 278 * 16 / 32 + 2 * 16 * 5.98  # 727.235
+RESCALE_UM2 = 6350 * 256 / 1024  # 1587.5
+
+
+def test_default_opcim_lanes_pv_keeps_pace_with_qkt():
+    """Design rule: OPCIM_LANES = ceil(N_IP_MACROS x IP-CIM MACs per cycle per macro /
+    N_OP_MACROS), an IP-CIM macro forming rows x (cols / data_bits) / data_bits MACs a
+    cycle (bit serial). Defaults: 128 x 16 / 8 = 256 per macro, 8 x 256 / 16 = 128 lanes,
+    so the QK^T and PV stages of a 128 x 128 tile both take 16384 / 2048 = 8 cycles per
+    key; the lanes' area is in the OP-CIM macros' (16 x (128 x 128 bits at
+    1.5827593 um^2 + 128 lanes + 8 rescale multipliers))."""
+    from hwcomponents.scaling import tech_node_area
+
+    a = load_arch("fusioncim")
+    assert a.var("opcim_lanes") == 128
+    ip = a.components["IPCIM_MAC"].throughput["compute"] / 200e6
+    op = a.components["OPCIM_MAC"].throughput["compute"] / 200e6
+    assert ip == pytest.approx(8 * 256) and op == pytest.approx(16 * 128)
+    assert 128 * 128 / ip == pytest.approx(8) and 128 * 128 / op == pytest.approx(8)
+    a40 = tech_node_area(28e-9, 40e-9)
+    macro_um2 = 128 * 128 * 1.5827593 + (128 * LANE_UM2 + 8 * RESCALE_UM2) * a40
+    assert a.components["OPCIMArray"].area == pytest.approx(16 * macro_um2 * 1e-12, rel=1e-9)
+    # overridable, and the lanes' area follows: 120 lanes fewer per macro
+    a8 = load_arch("fusioncim", {"OPCIM_LANES": 8})
+    assert a8.var("opcim_lanes") == 8
+    assert a.components["OPCIMArray"].area - a8.components["OPCIMArray"].area == \
+        pytest.approx(16 * 120 * LANE_UM2 * a40 * 1e-12, rel=1e-9)
+    # the rule follows the spec's own variables: the smallest lane count that keeps pace
+    for ov, lanes in (({"N_IP_MACROS": 3}, 48),  # 3 x 256 / 16
+                      ({"N_IP_MACROS": 5, "N_OP_MACROS": 3}, 427),  # ceil(1280 / 3)
+                      ({"DATA_BITS": 4}, 512),  # 8 x (128 x 32 / 4) / 16
+                      ({"N_OP_MACROS": 1}, 1024)):  # 2048, capped at the 1024 accumulators
+        b = load_arch("fusioncim", ov)
+        assert b.var("opcim_lanes") == lanes, ov
+        ip_b = b.components["IPCIM_MAC"].throughput["compute"]
+        op_b = b.components["OPCIM_MAC"].throughput["compute"]
+        if lanes < 1024:
+            assert ip_b <= op_b < ip_b + b.var("n_op_macros") * 200e6, ov

@@ -3,6 +3,7 @@
 import pytest
 
 from fusioncim_plugin import evaluate
+from fusioncim_plugin.arch import load_arch
 from fusioncim_plugin.designs import DESIGNS
 from fusioncim_plugin.report import compare, format_compare
 from fusioncim_plugin.workload import Workload
@@ -65,12 +66,14 @@ def test_ablation_steps_reduce_buffer_traffic_and_latency():
     a = {d: evaluate(d, wl).attention for d in ("hybrid", "hybrid-qo", "fusioncim")}
     assert a["hybrid"].buffer_bytes > a["hybrid-qo"].buffer_bytes
     assert a["hybrid"].cim_write_bytes > a["hybrid-qo"].cim_write_bytes
-    # With OP-CIM's near-memory lanes (16 macros x 8, one product per cycle) PV paces
-    # both hybrid designs: their latency is at least the lanes' time; QO-stationary
-    # removes the K block re-writes that stall the hybrid on top of it.
+    # OP-CIM's near-memory lanes (16 macros x 128 by the default rule, one product per
+    # cycle, as fast as the 8 IP-CIM macros' 2048 MACs/cycle) bound both hybrid designs:
+    # their latency is at least the lanes' time; QO-stationary removes the K block
+    # re-writes that stall the hybrid on top of it.
+    assert load_arch("fusioncim").var("opcim_lanes") == 128
     for d in ("hybrid", "hybrid-qo"):
         r = evaluate(d, wl)
-        lanes_s = r.action_counts["OPCIM_MAC.compute[O]"] / (16 * 8 * 200e6)
+        lanes_s = r.action_counts["OPCIM_MAC.compute[O]"] / (16 * 128 * 200e6)
         assert a[d].latency_s >= lanes_s
     assert a["hybrid-qo"].latency_s == pytest.approx(lanes_s, rel=0.02)
     assert a["hybrid-qo"].latency_s < a["hybrid"].latency_s
