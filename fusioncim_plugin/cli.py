@@ -326,6 +326,15 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug, not bad input: still one line (FUSIONCIM_DEBUG=1: raise)
+        import os
+
+        if os.environ.get("FUSIONCIM_DEBUG"):
+            raise
+        msg = " ".join(str(e).split())
+        print(f"error: internal error ({type(e).__name__}: {msg}); please report it "
+              f"(FUSIONCIM_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

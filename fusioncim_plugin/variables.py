@@ -209,7 +209,11 @@ def check_value(spec: str, name: str, value):
     try:
         out = getattr(variables_model(str(_path(spec))).model_validate({name: value}), name)
     except ValidationError as e:
-        raise VariableError(var, value, "; ".join(err["msg"] for err in e.errors())) from None
+        reason = "; ".join(err["msg"] for err in e.errors())
+        if (name == "TECH_NODE" and isinstance(value, (int, float))
+                and not isinstance(value, bool) and value > 1e-6):
+            reason += f" (TECH_NODE is in metres: {value} nm is {value}e-9)"
+        raise VariableError(var, value, reason) from None
     if isinstance(out, float) and not math.isfinite(out):
         raise VariableError(var, value, "must be finite")
     return out
