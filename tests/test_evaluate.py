@@ -3,6 +3,8 @@
 import pytest
 
 from fusioncim_plugin import evaluate
+from fusioncim_plugin.arch import load_arch
+from fusioncim_plugin.dataflow import q_tile_rows
 from fusioncim_plugin.designs import DESIGNS
 from fusioncim_plugin.workload import Workload
 
@@ -107,7 +109,10 @@ def test_overrides_change_the_arch():
     base = evaluate("fusioncim", wl, overrides=FIXED)
     more = evaluate("fusioncim", wl, overrides={"N_IP_MACROS": 16, "N_OP_MACROS": 32,
                                                 "BLOCK_Q": 256, "BLOCK_KV": 64})
-    assert more.block_q == 2 * base.block_q == 256
+    # twice the arrays hold twice the Q rows (the capacity, not the blocks passed in)
+    assert (q_tile_rows(load_arch("fusioncim", {"N_IP_MACROS": 16, "N_OP_MACROS": 32}), wl)
+            == 2 * q_tile_rows(load_arch("fusioncim"), wl) == 256)
+    assert more.block_q == 256 and base.block_q == 128
     assert more.attention.buffer_bytes < base.attention.buffer_bytes  # fewer K/V re-reads
 
 

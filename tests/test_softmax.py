@@ -306,39 +306,57 @@ def test_synthetic_window_masks_outside_window():
     assert np.array_equal(np.isfinite(v), vis)
 
 
-# Measured on the held-out texts (argparse, difflib; data/traces/synthetic_fit.json
-# "quality"/"heldout"), SmolLM2 fit, prefill, block_q = block_kv = 32, 2048 tokens:
-# per-row error natural -24 %, sink_local -19 %, adaptive +21 %, diagonal_first +1 %;
-# per-tile +8 … +24 %. The bounds below are those errors rounded up: the model must not
-# get worse, and it must order the realisable orders as the real held-out traces do.
-def test_synthetic_on_heldout_text_within_measured_error():
+# The aim for the long-context model: within 15 % of the real count, or 0.1
+# rescales per row, per order. Held-out texts (argparse, difflib), SmolLM2 fit, prefill,
+# block_q = block_kv = 32, 2048 tokens. The cells that miss the aim are the documented
+# misses of README "Pattern-aware online softmax" (strict xfail: a model that starts to
+# meet the aim there fails the test, so the README gets updated).
+def _aim_ok(syn, real, per_row):
+    return abs(syn - real) <= max(0.15 * real, 0.1 if per_row else 0.0)
+
+
+_MISS = "documented miss of the 15 % aim (README, long-context error table)"
+_HELDOUT_MISSES = {("natural", "row"), ("sink_local", "row"), ("adaptive", "tile"),
+                   ("oracle", "tile")}
+
+
+def _heldout(order):
     files = sorted((tr.data_dir() / "heldout").glob("smollm2_*_L2048.npz"))
-    sums = [tr.load_meta(p)["summary"] for p in files]
-    bound = {"natural": (0.26, 0.12), "sink_local": (0.21, 0.12),
-             "adaptive": (0.23, 0.22), "diagonal_first": (0.05, 0.14), "oracle": (0, 0.26)}
-    syn = {}
-    for p in BUILTIN:
-        real = np.mean([s[f"prefill/{p}/32/32"] for s in sums], axis=0)
-        syn[p] = sy.synthetic_counts(p, 2048, 32, 32, "prefill")
-        row_b, tile_b = bound[p]
-        assert abs(syn[p][0] - real[0]) <= row_b * max(real[0], 1e-9), (p, syn[p], real)
-        assert abs(syn[p][1] - real[1]) <= tile_b * real[1], (p, syn[p], real)
-    assert syn["natural"][0] > syn["sink_local"][0] > syn["adaptive"][0] > 0
+    assert len(files) == 2, files
+    real = np.mean([tr.load_meta(p)["summary"][f"prefill/{order}/32/32"] for p in files],
+                   axis=0)
+    return sy.synthetic_counts(order, 2048, 32, 32, "prefill"), real
 
 
-# Measured (data/traces/synthetic_fit.json "worst"): per row |err| ≤ 0.09 (512) / 0.18
-# (2048); per tile relative err ≤ 16 % (512) / 37 % (2048), prefill, block_q = block_kv.
-@pytest.mark.parametrize("L,row_abs,tile_rel", [(512, 0.10, 0.17), (2048, 0.19, 0.38)])
-def test_synthetic_matches_real_within_measured_tolerance(L, row_abs, tile_rel):
+@pytest.mark.parametrize("order,kind", [
+    pytest.param(o, k, marks=pytest.mark.xfail(strict=True, reason=_MISS)
+                 if (o, k) in _HELDOUT_MISSES else ())
+    for o in BUILTIN for k in ("row", "tile")])
+def test_synthetic_on_heldout_text_meets_the_aim(order, kind):
+    syn, real = _heldout(order)
+    i = 0 if kind == "row" else 1
+    assert _aim_ok(syn[i], real[i], kind == "row"), (order, kind, syn, real)
+
+
+def test_synthetic_orders_the_orders_as_the_heldout_traces_do():
+    syn = {o: _heldout(o)[0][0] for o in ("natural", "sink_local", "adaptive")}
+    real = {o: _heldout(o)[1][0] for o in ("natural", "sink_local", "adaptive")}
+    assert real["natural"] > real["sink_local"] > real["adaptive"] > 0
+    assert syn["natural"] > syn["sink_local"] > syn["adaptive"] > 0
+
+
+# The same aim on the fit texts at the fit length (512 tokens), every block size.
+@pytest.mark.parametrize("B", [16, 32, 64])
+@pytest.mark.parametrize("order", BUILTIN)
+def test_synthetic_matches_the_fit_texts_within_the_aim(order, B, request):
+    if (order, B) == ("oracle", 32):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_MISS))
     sums = [tr.load_meta(p)["summary"] for p in tr.shipped_traces(model="smollm2")
-            if p.name.endswith(f"_L{L}.npz")]
-    for p in BUILTIN:
-        for B in (16, 32, 64):
-            real = np.mean([s[f"prefill/{p}/{B}/{B}"] for s in sums], axis=0)
-            syn = sy.synthetic_counts(p, L, B, B, "prefill")
-            assert abs(syn[0] - real[0]) <= row_abs, (p, B, syn, real)
-            assert abs(syn[1] - real[1]) <= tile_rel * real[1], (p, B, syn, real)
-            assert syn[2] == pytest.approx(real[2], rel=0.01)
+            if p.name.endswith("_L512.npz")]
+    real = np.mean([s[f"prefill/{order}/{B}/{B}"] for s in sums], axis=0)
+    syn = sy.synthetic_counts(order, 512, B, B, "prefill")
+    assert _aim_ok(syn[0], real[0], True) and _aim_ok(syn[1], real[1], False), (syn, real)
+    assert syn[2] == pytest.approx(real[2], rel=0.01)
 
 
 # ---------------------------------------------------------------- rescale_profile
