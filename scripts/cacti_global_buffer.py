@@ -1,7 +1,7 @@
 """Query CACTI (through hwcomponents-cacti) for the global-buffer configurations recorded
 in energy_tables/global_buffer.yaml (`cacti_queries`), and print them as that YAML block.
 
-    .venv/bin/python scripts/cacti_global_buffer.py > /tmp/queries.yaml
+    .venv/bin/python scripts/cacti_global_buffer.py > queries.yaml
 
 Each row is one hwcomponents_cacti.SRAM(tech_node=28e-9, size, width, n_banks) - CACTI 7's
 22 nm and 32 nm runs interpolated to 28 nm by hwcomponents-cacti - as configured: the
