@@ -41,8 +41,6 @@ SENSITIVITY = [
 ]
 EXTENDED = {"prefill": {"llama3-8b": [16384, 32768, 65536], "llama3-70b": [4096, 16384, 32768]},
             "decode": {"llama3-8b": [4096, 32768, 131072], "llama3-70b": [4096, 32768, 131072]}}
-PREFILL_LENS = PAPER_GRID + [L for L in EXTENDED["prefill"]["llama3-8b"]]
-DECODE_LENS = EXTENDED["decode"]["llama3-8b"]
 
 
 CIM_NODES = ("IPCIMArray", "OPCIMArray")  # the CIM macros: arrays + lanes (area_mm2 keys)

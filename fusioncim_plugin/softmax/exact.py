@@ -39,10 +39,6 @@ def softmax_reference(scores: np.ndarray, V: np.ndarray, dtype=np.float64) -> np
         (s.shape[0], V.shape[-1]), dtype=dtype), where=l > 0)
 
 
-def _block_cols(b: int, block: int, n_keys: int) -> np.ndarray:
-    return np.arange(b * block, min((b + 1) * block, n_keys))
-
-
 def online_softmax(scores: np.ndarray, V: np.ndarray, order, block: int,
                    dtype=np.float64, threshold: float = 0.0, return_rescales: bool = False):
     """Online softmax of ``scores`` ``[Lq, Lk]`` (``-inf`` = masked) times ``V`` ``[Lk, d]``.
