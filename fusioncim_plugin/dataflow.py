@@ -335,13 +335,15 @@ def qo_space(arch: Arch, wl: Workload) -> dict[str, list]:
 # The rest of the layer (Q/K/V/O projections, SwiGLU FFN): weight-stationary on the
 # design's own IP-CIM macros (mappings/weight_stationary_linear.yaml)
 # --------------------------------------------------------------------------------------
-def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int) -> dict:
+def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int,
+                   stacks: int | None = None) -> dict:
     """Counts and cycles of one weight matrix when ``r`` of the ``n_ip_macros`` macros
     are stacked along din (their column outputs summed by the inter-macro adder tree)
-    and ``n_ip_macros // r`` such stacks span dout; the remainder idles. Bits for memory
-    traffic, adds for the adder tree, clock cycles for ``cycles``.
+    and ``stacks`` such stacks (default and at most ``n_ip_macros // r``) span dout; the
+    other macros idle. Bits for memory traffic, adds for the adder tree, clock cycles
+    for ``cycles``.
 
-    Loop nest (outer to inner): token blocks, column tiles of ``cols`` outputs, row
+    Loop nest (mappings/weight_stationary_linear.yaml; outer to inner): token blocks, column tiles of ``cols`` outputs, row
     passes of ``r x macro_rows`` inputs (the weight tile written into the arrays), the
     block's tokens one by one, each broadcast bit-serially (``data_bits`` cycles, however
     many rows and columns of the tile are filled). So the compute takes passes x column
@@ -350,19 +352,28 @@ def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int) -> dict:
     the rows of its fullest macro (macro_rows per pass, fewer in a partial last pass)."""
     db, acc = arch.var("data_bits"), arch.var("acc_bits")
     rows, mcols, glb = arch.var("macro_rows"), arch.var("macro_cols"), arch.var("glb_bytes") * 8
-    stacks = max(1, arch.var("n_ip_macros") // r)
+    stacks = min(stacks or arch.var("n_ip_macros"), arch.var("n_ip_macros") // r)
     cols = stacks * mcols // db
     passes = math.ceil(din / (r * rows))  # row passes whose partial sums meet in the buffer
     col_tiles = math.ceil(dout / cols)
-    # When a column tile's partial sums for all tokens exceed the buffer, the tokens run
-    # in blocks that fit and the weights are fetched once per block.
-    blocks = math.ceil(T * min(dout, cols) * acc / glb) if passes > 1 else 1
+    # Token blocks: a block's inputs (din values per token), one column tile's partial
+    # sums for it (when there are several row passes) and the weight tile on its way to
+    # the arrays share the buffer; the weights are fetched once per block.
+    w_tile = min(din, r * rows) * min(dout, cols) * db
+    per_token = din * db + (min(dout, cols) * acc if passes > 1 else 0)
+    fit = (glb - w_tile) // per_token
+    if fit < 1:
+        raise SpecError(f"GLB_BYTES = {glb // 8}: the global buffer must hold one token's "
+                        f"{din}-wide input and partial sums ({per_token // 8} B) beside a "
+                        f"weight tile ({w_tile // 8} B) for the linear layers; set --set "
+                        f"GLB_BYTES={(per_token + w_tile) // 8} or more")
+    blocks = math.ceil(T / fit)
     w_bits = din * dout * db * blocks
     # rows one macro of the stack receives per column tile: a full pass fills all
     # macro_rows of each macro, the last pass min(macro_rows, its rows)
     write_rows = (passes - 1) * rows + min(rows, din - (passes - 1) * r * rows)
-    return {"r": r, "col_tiles": col_tiles, "token_blocks": blocks, "passes": passes,
-            "cols": cols,
+    return {"r": r, "stacks": stacks, "col_tiles": col_tiles, "token_blocks": blocks,
+            "passes": passes, "cols": cols,
             "psum": (passes - 1) * T * dout * acc,  # written, and read back, once each
             "x_reads": T * din * db * col_tiles,
             "adds": (min(r, math.ceil(din / rows)) - 1) * passes * T * dout,
@@ -370,24 +381,27 @@ def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int) -> dict:
             "cycles": passes * col_tiles * T * db + blocks * col_tiles * write_rows}
 
 
-def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
+def weight_stationary_linear(arch: Arch, wl: Workload, weights: dict | None = None) -> Counts:
     """Linear layers on the design's own IP-CIM macros in the usual weight-stationary
     CIM mode (what runs where: README "Linear layers"; the whole chip leaks meanwhile).
 
     Per weight matrix (din x dout): the weights are written into the arrays tile by
     tile and every token streams through each tile. A macro holds ``macro_rows`` input
     rows x ``macro_cols / data_bits`` output columns; ``r`` macros stacked along din add
-    their partial sums in an inter-macro adder tree (``IPCIM_MAC.reduce``), the other
-    ``n_ip_macros // r`` stacks span more output columns. The input activations are read
-    from the buffer once per column tile. Across the ``ceil(din / (r * macro_rows))`` row
-    passes the partial sums (ACC_BITS) go through the global buffer: written after every
-    pass but the last, read back before every one but the first. When a column tile's
-    partial sums for all tokens exceed the buffer, the tokens run in blocks that fit and
-    the weights are fetched (DRAM, buffer, array write) once per token block. ``r`` (1 ..
-    ``n_ip_macros``) is the one with the least energy for that matrix, the chip's
-    leakage over its cycles (``_linear_tiling``) included; no divisor restriction, so the
-    cost does not jump at a prime macro count. Activations come from / go to DRAM once.
-    The Einsums are those of workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y).
+    their partial sums in an inter-macro adder tree (``IPCIM_MAC.reduce``), and
+    ``stacks <= n_ip_macros // r`` such stacks span more output columns. The input
+    activations are read from the buffer once per column tile. Across the
+    ``ceil(din / (r * macro_rows))`` row passes the partial sums (ACC_BITS) go through the
+    global buffer: written after every pass but the last, read back before every one but
+    the first. When the inputs and a column tile's partial sums for all tokens exceed the
+    buffer, the tokens run in blocks that fit and the weights are fetched (DRAM, buffer,
+    array write) once per token block. ``(r, stacks)`` is the pair with the least energy
+    for that matrix, the chip's leakage over its cycles (``_linear_tiling``) included
+    (fewer stacks: fewer partial sums per token, larger token blocks); no divisor
+    restriction, so the cost does not jump at a prime macro count, and one more macro
+    never costs more than its leakage. Activations come from / go to DRAM once.
+    The Einsums are those of workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y);
+    ``weights``: {name: (din, dout)} to cost only those (default: the layer's).
     """
     c = Counts()
     db = arch.var("data_bits")
@@ -402,12 +416,21 @@ def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
         return (t["psum"] * (e_rd + e_wr) + t["x_reads"] * e_rd + t["adds"] * e_add
                 + t["w_bits"] * (e_dram + e_rd + e_wr + e_aw) + t["cycles"] * e_cycle)
 
-    for name, (din, dout) in wl.linear_weights().items():
-        t = min((_linear_tiling(arch, T, din, dout, r) for r in range(1, m + 1)),
-                key=energy)
-        c.notes.append(f"{name}: {t['r']} macros along the input rows, "
-                       f"{t['token_blocks']} token block(s)")
-        c.params[name] = {k: t[k] for k in ("r", "cols", "passes", "col_tiles", "token_blocks")}
+    for name, (din, dout) in (weights or wl.linear_weights()).items():
+        fits = []
+        for r in range(1, m + 1):
+            for s in range(1, m // r + 1):
+                try:
+                    fits.append(_linear_tiling(arch, T, din, dout, r, s))
+                except SpecError:  # this tile does not fit the buffer; smaller ones may
+                    pass
+        if not fits:
+            _linear_tiling(arch, T, din, dout, 1, 1)  # the smallest tile: its error
+        t = min(fits, key=energy)
+        c.notes.append(f"{name}: {t['r']} macros along the input rows x {t['stacks']} "
+                       f"along the outputs, {t['token_blocks']} token block(s)")
+        c.params[name] = {k: t[k] for k in ("r", "stacks", "cols", "passes", "col_tiles",
+                                            "token_blocks")}
         w_bits = t["w_bits"]
         c.add("GlobalBuffer", "write", f"{name}_psum", t["psum"])
         c.add("GlobalBuffer", "read", f"{name}_psum", t["psum"])
