@@ -75,3 +75,20 @@ def check_in_table(model: str, table: str, param: str, value: float, var: str,
             f"{model}: {var} = {g(value)} ({param}) is outside the configurations CACTI was "
             f"run for (energy_tables/{table}.yaml: {var} {g(lo)} .. {g(hi)}); set {var} in "
             f"that range, or {fix}")
+
+
+def macro_cacti(table: Table, model: str, rows: int, cols: int, value) -> float:
+    """``value(row)`` of the table's CACTI queries of macro arrays (one per rows x cols
+    geometry, scripts/cacti_macros.py) for a ``rows`` x ``cols`` array: the queried row
+    if there is one, else interpolated in log-log over cols at each queried row count,
+    then over rows. Geometries outside the queried range are refused (MACRO_ROWS /
+    MACRO_COLS of the arch spec)."""
+    q = table.cacti_queries
+    fix = "add it to {} in scripts/cacti_macros.py and rerun that script"
+    check_in_table(model, table.path.stem, "rows", rows, "MACRO_ROWS", 1,
+                   [r["rows"] for r in q], fix.format("ROWS"))
+    check_in_table(model, table.path.stem, "cols", cols, "MACRO_COLS", 1,
+                   [r["cols"] for r in q], fix.format("COLS"))
+    by_rows = sorted({r["rows"] for r in q})
+    return loglog([(n, loglog([(r["cols"], value(r)) for r in q if r["rows"] == n], cols))
+                   for n in by_rows], rows)
