@@ -366,7 +366,8 @@ def _cacti_row(size, banks, width):
 def test_global_buffer_is_cacti_as_configured():
     """Review item 2: the configured 2 MiB buffer in 4 banks of 256-bit ports costs what
     CACTI says for that whole configuration (0.629 / 0.607 pJ/bit), not a depth fit of
-    one 512 KiB bank (0.207 / 0.179); its bandwidth is banks x width per clock (CACTI's 2.55 ns cycle meets 5 ns)."""
+    one 512 KiB bank (0.207 / 0.179); its bandwidth is banks x width per clock (CACTI's
+    2.55 ns cycle meets the 5 ns clock)."""
     g = GlobalBufferSRAM()
     assert (g.size, g.n_banks, g.width) == (2**24, 4, 256)
     assert close(g.read().energy / 256, 0.628835 * PJ)
