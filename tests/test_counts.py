@@ -236,3 +236,14 @@ def test_linear_layers_no_cliff_in_macro_count():
         e[n] = _cost(hw, weight_stationary_linear(hw, wl), wl.linear_macs())[0].energy_j
     assert all(e[n + 1] <= e[n] * 1.01 for n in range(20, 64))
     assert e[59] <= e[58] * 1.01 and e[64] < e[20]
+
+
+def test_residency_note_says_none_re_stream_when_all_stay():
+    from fusioncim_plugin.dataflow import residency_note
+    from fusioncim_plugin.workload import Workload
+
+    wl = Workload(model="llama3-8b", seq_len=4096)
+    assert residency_note(4096, wl).endswith("4096 of 4096 keys (100 %) stay in the global "
+                                             "buffer; none re-stream from DRAM")
+    assert residency_note(1024, wl).endswith("(25 %) stay in the global buffer, the rest "
+                                             "re-stream from DRAM per Q tile")
