@@ -323,3 +323,14 @@ def test_linear_layers_need_one_token_in_the_buffer():
         weight_stationary_linear(load_arch("fusioncim", {"GLB_BYTES": 16415}), wl)
     c = weight_stationary_linear(load_arch("fusioncim", {"GLB_BYTES": 16416}), wl)
     assert c.params["W_down"]["token_blocks"] == 64
+
+
+def test_residency_note_says_none_re_stream_when_all_stay():
+    from fusioncim_plugin.dataflow import residency_note
+    from fusioncim_plugin.workload import Workload
+
+    wl = Workload(model="llama3-8b", seq_len=4096)
+    assert residency_note(4096, wl).endswith("4096 of 4096 keys (100 %) stay in the global "
+                                             "buffer; none re-stream from DRAM")
+    assert residency_note(1024, wl).endswith("(25 %) stay in the global buffer, the rest "
+                                             "re-stream from DRAM per Q tile")

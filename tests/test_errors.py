@@ -127,6 +127,9 @@ def _cases(tmp):
         (["evaluate", "--set", "RESCALE_GRANULARITY=cell"],
          ["RESCALE_GRANULARITY = 'cell'", "tile or row"]),
         (["evaluate", "--set", "DATA_BITS=32"], ["DATA_BITS = 32", "1 .. 16"]),
+        # a fixed block that cannot fit gets the dataflow's own fix, not "enlarge the
+        # macros" (the searched BLOCK_KV must not hide which value is at fault)
+        (["evaluate", "--set", "BLOCK_Q=1000"], ["BLOCK_Q=1000", "(128 rows); lower BLOCK_Q"]),
         # component-model errors: the root cause first, whole
         (["evaluate", "--set", "MACRO_COLS=100"],
          ["IPCIMArray", "cols=100 is not a multiple of weight_bits=8"]),
