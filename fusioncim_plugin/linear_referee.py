@@ -69,6 +69,9 @@ def _padding(ctx, c):
     k = ("IPCIMArray", "read", "W")
     if k in c:
         c[k] *= math.ceil(ctx.T / ctx.block) * ctx.block / ctx.T
+    k = ("GlobalBuffer", "read", "X")
+    if ctx.group_tiles and k in c:  # column tiles per group, the last group counted full
+        c[k] *= math.ceil(ctx.col_tiles / ctx.group_tiles) * ctx.group_tiles / ctx.col_tiles
 
 
 def _adder_tree(ctx, c):
@@ -90,7 +93,9 @@ CORRECTIONS = (
     Correction("af_imperfect_tile_padding",
                "AccelForge counts those per-MAC weight reads below an imperfectly factorized "
                "token-block loop (TOKEN_BLOCK not dividing the tokens) as if every block were "
-               "full: x ceil(T / TOKEN_BLOCK) * TOKEN_BLOCK / T (its MAC count is exact)",
+               "full: x ceil(T / TOKEN_BLOCK) * TOKEN_BLOCK / T, and the input reads of the "
+               "column tiles in a part-filled last column group as a full group's (its MAC "
+               "count is exact)",
                _padding),
     Correction("inter_macro_adder_tree",
                "the r macros stacked along the input rows add their column outputs in the "
@@ -206,7 +211,9 @@ def linear_referee(design: str, wl: Workload, matrix: str,
     db, acc = arch.var("data_bits"), arch.var("acc_bits")
     T = wl.tokens
     block = -(-T // t["token_blocks"])  # tokens per block, the blocks as even as they go
-    ctx = SimpleNamespace(db=db, acc=acc, T=T, block=block)
+    group_tiles = min(t["group"], t["col_tiles"]) if t["group"] else 0
+    ctx = SimpleNamespace(db=db, acc=acc, T=T, block=block, group_tiles=group_tiles,
+                          col_tiles=t["col_tiles"])
     corrected, applied = dict(ours), {}
     for corr in CORRECTIONS:
         before = dict(corrected)
@@ -217,7 +224,8 @@ def linear_referee(design: str, wl: Workload, matrix: str,
     corrected = {k: v for k, v in corrected.items() if v}
     looptree = {"TOKENS": T, "D_IN": din, "D_OUT": dout, "DATA_BITS": db,
                 "TOKEN_BLOCK": block, "COLS": min(t["cols"], dout),
-                "PASS_ROWS": min(din, t["r"] * arch.var("macro_rows"))}
+                "PASS_ROWS": min(din, t["r"] * arch.var("macro_rows")),
+                "COL_GROUP": min(dout, t["group"] * t["cols"])}
     data = dict(d.overrides) | dict(overrides or {}) | looptree
     af = _af_linear(str(arch_path(d.arch)), tuple(sorted(data.items())))
     return LinearReferee(design=design, matrix=matrix, wl=wl, arch=arch, tiling=t,

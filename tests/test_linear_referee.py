@@ -35,6 +35,16 @@ def test_linear_layer_agrees_with_accelforge(design, matrix, ov, tokens):
     assert r.residuals() == []
 
 
+def test_the_grid_covers_both_schedules():
+    """Inputs resident (group 0) and partial sums resident (a column group, the last
+    one part-filled at hybrid's Wo: 43 column tiles in groups of 4)."""
+    groups = {(d, m, t): linear_referee(d, wl(t), m, ov).tiling["group"]
+              for d, m, ov, t in GRID}
+    assert groups[("dcim", "Wq", 256)] == 0 and groups[("fusioncim", "Wq", 4096)] > 0
+    h = linear_referee("hybrid", wl(512), "Wo", {"GLB_BYTES": 1 << 18})
+    assert h.tiling["col_tiles"] % h.tiling["group"] and h.looptree["COL_GROUP"] > 0
+
+
 def test_linear_corrections_by_hand_59_macros():
     """dcim at 59 IP-CIM macros, Wq (4096 x 4096), 256 tokens; the closed form stacks
     r = 4: 14 stacks x 16 = 224 columns, 19 column tiles, 8 row passes."""
