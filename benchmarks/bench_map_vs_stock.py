@@ -51,7 +51,8 @@ def _phases(which: str, seq_len: int, jobs: int) -> dict:
 
     wl = Workload(model="llama3-8b", phase="prefill", seq_len=seq_len, causal=False)
     if which == "map":
-        data = M.shape_data(wl)
+        blocks = M.design_blocks(M._design("fusioncim"), "fusioncim", wl, {})
+        data = M.shape_data(wl) | blocks
         spec, _ = M.fusioncim_spec(data)
         spec.mapper.metrics = af.Metrics.ENERGY
     else:
@@ -78,7 +79,7 @@ def _phases(which: str, seq_len: int, jobs: int) -> dict:
         mark("detailed evaluation")
         if which == "map":
             M.evaluate_looptree(data, M.MAPPING_DIR / "qo_stationary.yaml",
-                                block_q_rows=M.block_q(wl), costed=ms)
+                                costed=ms)
             mark("hand LoopTree")
     out = {b: t1 - t0 for (_, t0), (b, t1) in zip(marks, marks[1:])}
     out["  of which Graphviz render"] = render

@@ -460,45 +460,62 @@ def qo_space(arch: Arch, wl: Workload) -> dict[str, list]:
 
 
 # --------------------------------------------------------------------------------------
-# The rest of the layer (Q/K/V/O projections, SwiGLU FFN), identical for every design
+# The rest of the layer (Q/K/V/O projections, SwiGLU FFN): weight-stationary on the
+# design's own IP-CIM macros (mappings/weight_stationary_linear.yaml)
 # --------------------------------------------------------------------------------------
 def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int) -> dict:
-    """Counts of one weight matrix when ``r`` of the ``n_ip_macros`` macros are stacked
-    along din (their column outputs summed by the inter-macro adder tree) and the other
-    factor spans dout. Bits for memory traffic, adds for the adder tree."""
+    """Counts and cycles of one weight matrix when ``r`` of the ``n_ip_macros`` macros
+    are stacked along din (their column outputs summed by the inter-macro adder tree)
+    and ``n_ip_macros // r`` such stacks span dout; the remainder idles. Bits for memory
+    traffic, adds for the adder tree, clock cycles for ``cycles``.
+
+    Loop nest (outer to inner): token blocks, column tiles of ``cols`` outputs, row
+    passes of ``r x macro_rows`` inputs (the weight tile written into the arrays), the
+    block's tokens one by one, each broadcast bit-serially (``data_bits`` cycles, however
+    many rows and columns of the tile are filled). So the compute takes passes x column
+    tiles x T x data_bits cycles, plus the weight writes: the macros in use take one
+    ``macro_cols``-bit row per cycle each, in parallel, so a column tile's weights take
+    the rows of its fullest macro (macro_rows per pass, fewer in a partial last pass)."""
     db, acc = arch.var("data_bits"), arch.var("acc_bits")
-    rows, glb = arch.var("macro_rows"), arch.var("glb_bytes") * 8
-    cols = max(1, arch.var("n_ip_macros") // r * arch.var("macro_cols") // db)
+    rows, mcols, glb = arch.var("macro_rows"), arch.var("macro_cols"), arch.var("glb_bytes") * 8
+    stacks = max(1, arch.var("n_ip_macros") // r)
+    cols = stacks * mcols // db
     passes = math.ceil(din / (r * rows))  # row passes whose partial sums meet in the buffer
     col_tiles = math.ceil(dout / cols)
     # When a column tile's partial sums for all tokens exceed the buffer, the tokens run
     # in blocks that fit and the weights are fetched once per block.
     blocks = math.ceil(T * min(dout, cols) * acc / glb) if passes > 1 else 1
-    return {"r": r, "col_tiles": col_tiles, "token_blocks": blocks,
+    w_bits = din * dout * db * blocks
+    # rows one macro of the stack receives per column tile: a full pass fills all
+    # macro_rows of each macro, the last pass min(macro_rows, its rows)
+    write_rows = (passes - 1) * rows + min(rows, din - (passes - 1) * r * rows)
+    return {"r": r, "col_tiles": col_tiles, "token_blocks": blocks, "passes": passes,
+            "cols": cols,
             "psum": (passes - 1) * T * dout * acc,  # written, and read back, once each
             "x_reads": T * din * db * col_tiles,
             "adds": (min(r, math.ceil(din / rows)) - 1) * passes * T * dout,
-            "w_bits": din * dout * db * blocks}
+            "w_bits": w_bits,
+            "cycles": passes * col_tiles * T * db + blocks * col_tiles * write_rows}
 
 
 def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
-    """Linear layers on the IP-CIM macros in the usual weight-stationary CIM mode.
+    """Linear layers on the design's own IP-CIM macros in the usual weight-stationary
+    CIM mode (what runs where: README "Linear layers"; the whole chip leaks meanwhile).
 
     Per weight matrix (din x dout): the weights are written into the arrays tile by
     tile and every token streams through each tile. A macro holds ``macro_rows`` input
     rows x ``macro_cols / data_bits`` output columns; ``r`` macros stacked along din add
     their partial sums in an inter-macro adder tree (``IPCIM_MAC.reduce``), the other
-    ``n_ip_macros / r`` span more output columns. The input activations are read from
-    the buffer once per column tile. Across the ``ceil(din / (r * macro_rows))`` row
+    ``n_ip_macros // r`` stacks span more output columns. The input activations are read
+    from the buffer once per column tile. Across the ``ceil(din / (r * macro_rows))`` row
     passes the partial sums (ACC_BITS) go through the global buffer: written after every
     pass but the last, read back before every one but the first. When a column tile's
     partial sums for all tokens exceed the buffer, the tokens run in blocks that fit and
     the weights are fetched (DRAM, buffer, array write) once per token block. ``r`` (1 ..
-    ``n_ip_macros``; ``n_ip_macros // r`` stacks, the remainder idle) is the one with
-    the least energy for that matrix (the same search for every design: this is their
-    common substrate, only in the whole-layer figures); no divisor restriction, so the
-    cost does not jump at a prime macro count. Activations come from / go to DRAM once. The Einsums are those of
-    workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y).
+    ``n_ip_macros``) is the one with the least energy for that matrix, the chip's
+    leakage over its cycles (``_linear_tiling``) included; no divisor restriction, so the
+    cost does not jump at a prime macro count. Activations come from / go to DRAM once.
+    The Einsums are those of workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y).
     """
     c = Counts()
     db = arch.var("data_bits")
@@ -507,16 +524,18 @@ def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
     e_rd, e_wr = arch.energy("GlobalBuffer", "read"), arch.energy("GlobalBuffer", "write")
     e_add, e_dram = arch.energy("IPCIM_MAC", "reduce"), arch.energy("DRAM", "read")
     e_aw = arch.energy("IPCIMArray", "write")
+    e_cycle = arch.leak_power / arch.var("clock_hz")
 
     def energy(t: dict) -> float:
         return (t["psum"] * (e_rd + e_wr) + t["x_reads"] * e_rd + t["adds"] * e_add
-                + t["w_bits"] * (e_dram + e_rd + e_wr + e_aw))
+                + t["w_bits"] * (e_dram + e_rd + e_wr + e_aw) + t["cycles"] * e_cycle)
 
     for name, (din, dout) in wl.linear_weights().items():
         t = min((_linear_tiling(arch, T, din, dout, r) for r in range(1, m + 1)),
                 key=energy)
         c.notes.append(f"{name}: {t['r']} macros along the input rows, "
                        f"{t['token_blocks']} token block(s)")
+        c.params[name] = {k: t[k] for k in ("r", "cols", "passes", "col_tiles", "token_blocks")}
         w_bits = t["w_bits"]
         c.add("GlobalBuffer", "write", f"{name}_psum", t["psum"])
         c.add("GlobalBuffer", "read", f"{name}_psum", t["psum"])
@@ -533,6 +552,5 @@ def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
         c.add("IPCIMArray", "write", name, w_bits)
         c.add("IPCIM_MAC", "compute", name, T * din * dout)
         c.macs_executed += T * din * dout
-        c.compute_cycles += (_cycles(T * din * dout, per_cycle(arch, "IPCIM_MAC", "compute"))
-                             + _cycles(w_bits, per_cycle(arch, "IPCIMArray", "write")))
+        c.compute_cycles += t["cycles"]
     return c

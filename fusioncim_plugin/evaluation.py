@@ -65,8 +65,6 @@ class Result(BaseModel):
     notes: list[str]
 
 
-LINEAR_ARCH = "ipcim_baseline"  # common substrate of the linear layers (all IP-CIM)
-
 # Energy categories of a breakdown, in plotting order: per-component ones, then the
 # online-softmax rescale and leakage.
 CATEGORY = {"DRAM": "DRAM", "GlobalBuffer": "buffer", "IPCIMArray": "IP-CIM write",
@@ -314,12 +312,9 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
     fixed = {p: int(hw.var(p.lower())) for k, p in FIXING.items() if k in ov}
     counts, attn, breakdown, bounds = search(d, hw, wl, order, metric, fixed, traces)
     hw = staged_arch(hw, wl, counts.block_q, counts.block_kv)  # its staging at the chosen blocks
-    # The projections and FFN run the same way on every design: weight-stationary on
-    # IP-CIM macros, as many as the design's whole macro budget (IP + OP).
-    budget = hw.var("n_ip_macros") + hw.var("n_op_macros")
-    lin_ov = preset_overrides(preset, LINEAR_ARCH) | user | {"N_IP_MACROS": budget}
-    lin_hw = load_arch(LINEAR_ARCH, lin_ov)
-    lin, _, _ = _cost(lin_hw, weight_stationary_linear(lin_hw, wl), wl.linear_macs())
+    # The projections and FFN run on the design's own chip: weight-stationary on its
+    # IP-CIM macros (FusionCIM's OP-CIM macros idle), the whole chip leaking meanwhile.
+    lin, _, _ = _cost(hw, weight_stationary_linear(hw, wl), wl.linear_macs())
     layer = _combine([(attn, 1), (lin, 1)])
     model_total = _combine([(layer, wl.cfg.layers)])
     params = {"block_q": counts.block_q, "block_kv": counts.block_kv, **counts.params}

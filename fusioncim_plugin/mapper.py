@@ -9,9 +9,18 @@ AccelForge on the same shape and the same spec.
 
 Constraints given to the mapper are only those that define FusionCIM and live in the
 arch spec: QK^T only on IP-CIM, PV only on OP-CIM, softmax only on the softmax unit
-(the compute nodes' ``enabled:`` expressions), and S / P never in DRAM or the global
-buffer (``keep: ~Intermediates``). Everything else - loop order, tile sizes, where each
-tensor is kept, whether and how Einsums are fused - is the mapper's choice.
+(the compute nodes' ``enabled:`` expressions), S / P never in DRAM or the global
+buffer (``keep: ~Intermediates``), and the QO-stationary dataflow (``CIM_STATIONARY``:
+Q is written into IP-CIM once per Q tile and O stays in OP-CIM until its tile is done,
+AccelForge's ``no_refetch_from_above``; ``--set CIM_STATIONARY=false`` lifts it, and
+tests/test_mapper.py checks that the best mapping is the same either way). Everything
+else - loop order, tile sizes, where each tensor is kept, whether and how Einsums are
+fused - is the mapper's choice.
+
+The hardware's block sizes (BLOCK_Q query rows x BLOCK_KV keys: the score pipeline is
+sized for one such block) are those `fusioncim evaluate` picks for the design (its
+block search, unless ``--set`` fixes them), so the mapper, the hand LoopTree and the
+referee's explanation all see the same hardware.
 
 What AccelForge cannot express, and so neither the mapper nor the hand LoopTree sees:
 the causal mask (its analytical model takes the full square: we always map non-causal
@@ -83,13 +92,6 @@ def _af_metric(metric: str):
                 "edp": af.Metrics.ENERGY_DELAY_PRODUCT}[metric]
     except KeyError:
         raise ValueError(f"metric: unknown {metric!r}; allowed: {', '.join(METRICS)}") from None
-
-
-def block_q(wl: Workload, arch: str = "fusioncim", overrides: dict | None = None) -> int:
-    """Q-tile rows of the hand-written LoopTree (IP-/OP-CIM capacity, as dataflow.py)."""
-    from .dataflow import q_tile_rows
-
-    return min(q_tile_rows(load_arch(arch, overrides), wl), wl.n_queries)
 
 
 def shape_data(wl: Workload, kv_heads: int | None = None, group: int | None = None) -> dict:
@@ -202,6 +204,7 @@ class MapResult:
     hand_mapping: str | None  # mappings/<name>.yaml of the design, if it exists
     hand_block_q: int | None
     hand: Evaluated | None
+    blocks: dict = field(default_factory=dict)  # BLOCK_Q / BLOCK_KV (/ BLOCK_K) mapped
     notes: list[str] = field(default_factory=list)
     explanation: list[str] = field(default_factory=list)  # evaluate vs AccelForge, named
 
@@ -230,23 +233,58 @@ def _evaluated(res) -> Evaluated:
                      energy_by_component_j=by_comp, energy_by_action_j=by_act)
 
 
-def evaluate_looptree(data: dict, mapping: Path | str, *, arch: str = "fusioncim",
-                      overrides: dict | None = None,
-                      block_q_rows: int | None = None, costed=None) -> Evaluated:
-    """AccelForge's model of one LoopTree file (e.g. the mapper's output read back).
+_AF_MODEL: dict = {}  # (arch spec, LoopTree file, Jinja data) -> AccelForge's result
+_AF_MODEL_MAX = 32
 
-    ``costed``: the ``Mappings`` of a mapper run on the same arch spec, overrides and
-    shape; its per-Einsum costed specs are reused instead of costing the components
-    again (AccelForge's own detailed evaluation of the mapper's result does the same).
-    Runs in this process: one LoopTree is too little work for worker processes."""
+
+def af_model(arch_file: Path | str, mapping: Path | str, jinja: dict, *, costed=None,
+             remember: bool = True):
+    """AccelForge's model (``evaluate_mapping``) of one LoopTree file on an arch spec and
+    workloads/attention.yaml with the Jinja data ``jinja``, run in this process (one
+    LoopTree is too little work for worker processes).
+
+    Results are remembered by (spec, LoopTree, data) for the life of the process, so the
+    hand LoopTree of `fusioncim map` and the referee's evaluation of the same LoopTree
+    share one run (``remember=False``: evaluate afresh, remember nothing).
+    ``costed``: the ``Mappings`` of a mapper run on the same arch spec and data; its
+    per-Einsum costed specs are reused instead of costing the components again
+    (AccelForge's own detailed evaluation of the mapper's result does the same; the
+    result is identical, tests/test_mapper.py)."""
+    import accelforge as af
     from accelforge.model.main import evaluate_mapping
 
-    d = dict(data) | ({"BLOCK_Q": block_q_rows} if block_q_rows else {})
-    spec, _ = fusioncim_spec(d, arch=arch, overrides=overrides, mapping=mapping)
+    key = (str(Path(arch_file).resolve()), str(Path(mapping).resolve()),
+           tuple(sorted(jinja.items())))
+    if remember and key in _AF_MODEL:
+        return _AF_MODEL[key]
+    spec = af.Spec.from_yaml(arch_file, WORKLOAD_DIR / "attention.yaml", mapping,
+                             jinja_parse_data=dict(jinja))
     reuse = {} if costed is None else dict(flattened_arches=costed.flattened_arches,
                                            evaluated_specs=costed.evaluated_specs)
     with scratch_dir(), af_jobs(1):
-        return _evaluated(evaluate_mapping(spec, **reuse))
+        res = evaluate_mapping(spec, **reuse)
+    if remember:
+        if len(_AF_MODEL) >= _AF_MODEL_MAX:
+            _AF_MODEL.pop(next(iter(_AF_MODEL)))
+        _AF_MODEL[key] = res
+    return res
+
+
+def evaluate_looptree(data: dict, mapping: Path | str, *, arch: str = "fusioncim",
+                      overrides: dict | None = None,
+                      block_q_rows: int | None = None, costed=None,
+                      remember: bool = True) -> Evaluated:
+    """AccelForge's model of one LoopTree file (e.g. the mapper's output read back) on
+    ``arch`` with ``overrides`` and the shape ``data`` (see :func:`af_model`)."""
+    from .variables import validate_overrides
+
+    d = dict(data) | ({"BLOCK_Q": block_q_rows} if block_q_rows else {})
+    try:
+        ov = validate_overrides(arch_path(arch), overrides)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+    return _evaluated(af_model(arch_path(arch), mapping, {**(ov or {}), **d},
+                               costed=costed, remember=remember))
 
 
 def buffer_need_bits(data: dict, arch: str, overrides: dict | None, br: int) -> tuple[int, int]:
@@ -293,7 +331,8 @@ def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy
     arch = arch or d.arch
     overrides = dict(d.overrides) | dict(overrides or {})
     full = _ranks(shape_data(wl))
-    data = shape_data(wl, kv_heads, group)
+    blocks = design_blocks(d, arch, wl, overrides)
+    data = shape_data(wl, kv_heads, group) | blocks
     notes = []
     if wl.causal and wl.phase == "prefill":
         notes.append("causal mask not expressible in AccelForge: the full (non-causal) "
@@ -302,7 +341,7 @@ def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy
     notes += spec_notes
     spec.mapper.metrics = af_metric
     hand_file = MAPPING_DIR / f"{d.mapping}.yaml"
-    br = block_q(wl, arch, overrides)
+    br = blocks["BLOCK_Q"]
     resident, streamed = buffer_need_bits(data, arch, overrides, br)
     glb = load_arch(arch, overrides).var("glb_bytes") * 8
     with scratch_dir(), af_jobs(jobs):
@@ -346,15 +385,28 @@ def run_mapper(wl: Workload, *, design: str = "fusioncim", metric: str = "energy
               f"{wl.batch}, non-causal;\nrank sizes {ranks}; design {design}, arch spec "
               f"{arch}{' overrides ' + str(overrides) if overrides else ''}."
               f"\nAccelForge energy {best.energy_j:.6e} J, latency {best.latency_s:.6e} s."
+              f"\nBlocks (the design's, from `fusioncim evaluate`'s search): "
+              f"{', '.join(f'{k}={v}' for k, v in blocks.items())}."
               f"\nLoad with af.Spec.from_yaml(arch, workloads/attention.yaml, this file, "
-              f"jinja_parse_data=<the shape>).")
+              f"jinja_parse_data=<the shape and these blocks>).")
     return MapResult(
         design=design, model=wl.model, phase=wl.phase, seq_len=wl.seq_len, batch=wl.batch,
         shape=ranks, full_shape=full, metric=metric, mapper_wall_s=wall, mapper_jobs=jobs,
         best=best,
         looptree=looptree_yaml(tree, header),
         hand_mapping=hand_file.stem if hand is not None else None, hand_block_q=br,
-        hand=hand, notes=notes, explanation=explanation)
+        hand=hand, notes=notes, explanation=explanation, blocks=blocks)
+
+
+def design_blocks(d, arch: str, wl: Workload, overrides: dict) -> dict:
+    """The block sizes `fusioncim evaluate` chooses for design ``d`` on ``wl``'s full,
+    non-causal shape (its best-EDP block search; values the overrides set are kept), as
+    the Jinja data of the design's LoopTree: BLOCK_Q, BLOCK_KV (and BLOCK_K)."""
+    from .referee import _closed_form, looptree_data
+
+    flat = wl.model_copy(update={"causal": False})
+    hw = load_arch(arch, overrides)
+    return looptree_data(d.name, hw, flat, _closed_form(d, hw, flat, overrides))
 
 
 def evaluate_vs_accelforge(design: str, wl: Workload, overrides: dict | None) -> list[str]:
@@ -406,6 +458,8 @@ def format_result(r: MapResult, top: int = 8) -> str:
         + ("" if not r.reduced else
            f"  (REDUCED from {', '.join(f'{k}={v}' for k, v in r.full_shape.items())})"),
         f"  metric           {r.metric}",
+        f"  blocks           {', '.join(f'{k}={v}' for k, v in r.blocks.items())} (the "
+        f"design's, as `fusioncim evaluate` chooses them; they size the score pipeline)",
         f"  mapper wall time {r.mapper_wall_s:.2f} s ({r.mapper_jobs} process"
         f"{'es' if r.mapper_jobs > 1 else ''})",
         "",

@@ -36,7 +36,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from .arch import MAPPING_DIR, WORKLOAD_DIR, Arch, SpecError, arch_path, load_arch
+from .arch import MAPPING_DIR, Arch, SpecError, arch_path, load_arch
 from .dataflow import staged_arch
 from .workload import Workload
 
@@ -91,17 +91,10 @@ def looptree_data(design: str, arch: Arch, wl: Workload, ours) -> dict:
 
 @functools.lru_cache(maxsize=64)
 def _af_run(arch_file: str, mapping_file: str, data_items: tuple) -> AFRun:
-    import accelforge as af
-    from accelforge.model.main import evaluate_mapping
+    from .mapper import af_model
 
-    from .mapper import af_jobs, scratch_dir
-
-    spec = af.Spec.from_yaml(arch_file, WORKLOAD_DIR / "attention.yaml", mapping_file,
-                             jinja_parse_data=dict(data_items))
-    # AccelForge may write render files; one LoopTree is too little work for its worker
-    # processes (by default os.cpu_count() of them, each importing AccelForge).
-    with scratch_dir(), af_jobs(1):
-        res = evaluate_mapping(spec)
+    # in process; shared with `fusioncim map`'s evaluation of the same LoopTree and data
+    res = af_model(arch_file, mapping_file, dict(data_items))
     actions, energy = {}, {}
     for (ein, comp, tensor, action), v in res.actions(
             per_einsum=True, per_component=True, per_tensor=True).items():

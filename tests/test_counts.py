@@ -4,6 +4,8 @@ Shapes: LLaMA-3-8B (32 query heads, 8 KV heads, G = 4, head dim 128, INT8), defa
 arch (Q tile 128 rows, KV block 64, 2 MiB buffer in 4 x 256-bit banks, 200 MHz).
 """
 
+import math
+
 import pytest
 
 from fusioncim_plugin import evaluate
@@ -148,9 +150,8 @@ def test_linear_partial_sums_by_hand(tokens):
     along the input rows (an adder tree of 3 adds per output and pass) leaves 8 passes,
     7 partial sums, and 4096 / 96 -> 43 reads of the input per token."""
     from fusioncim_plugin.dataflow import _linear_tiling, weight_stationary_linear
-    from fusioncim_plugin.evaluation import LINEAR_ARCH
 
-    hw = load_arch(LINEAR_ARCH, {"N_IP_MACROS": 24})
+    hw = load_arch("ipcim_baseline", {"N_IP_MACROS": 24})
     w = 4096 * 4096 * 8
     t1 = _linear_tiling(hw, tokens, 4096, 4096, 1)
     assert t1["psum"] == 31 * tokens * 4096 * 16 and t1["adds"] == 0
@@ -236,3 +237,71 @@ def test_linear_layers_no_cliff_in_macro_count():
         e[n] = _cost(hw, weight_stationary_linear(hw, wl), wl.linear_macs())[0].energy_j
     assert all(e[n + 1] <= e[n] * 1.01 for n in range(20, 64))
     assert e[59] <= e[58] * 1.01 and e[64] < e[20]
+
+
+def test_linear_latency_follows_the_tiling_59_macros():
+    """Review item 10: the linear layers' latency comes from the tiling that sets their
+    energy. 59 IP-CIM macros (the iso-area baseline) stacked r = 4 deep: 14 stacks,
+    3 macros idle, 14 x 16 = 224 output columns per tile, so a 4096 x 4096 projection
+    has ceil(4096 / 224) = 19 column tiles (the last one 64 of 224 full) and
+    4096 / 512 = 8 row passes. At 512 tokens (one token block): 8 x 19 x 512 tokens x
+    8 bit-serial cycles = 622,592 compute cycles, plus 19 column tiles x 8 passes x
+    128 rows written per macro = 19,456 weight-write cycles. Counting all 59 macros
+    busy (the old rule) gives 4096^2 x 512 / (59 x 256) MACs per cycle = 568,720 plus
+    4096^2 x 8 / (59 x 128) = 17,773: 9.5 % too fast."""
+    from fusioncim_plugin.dataflow import _linear_tiling
+
+    hw = load_arch("ipcim_baseline", {"N_IP_MACROS": 59})
+    t = _linear_tiling(hw, 512, 4096, 4096, 4)
+    assert (t["cols"], t["col_tiles"], t["passes"], t["token_blocks"]) == (224, 19, 8, 1)
+    assert t["cycles"] == 8 * 19 * 512 * 8 + 19 * 8 * 128 == 642_048
+    old = math.ceil(4096**2 * 512 / (59 * 256)) + math.ceil(4096**2 * 8 / (59 * 128))
+    assert old == 568_720 + 17_773 and t["cycles"] > 1.09 * old
+    # a partial last pass writes only its rows: din = 4160 on r = 1 -> 33 passes, the
+    # last one 64 rows; 59 macros x 16 = 944 columns -> 5 column tiles
+    t = _linear_tiling(hw, 512, 4160, 4096, 1)
+    assert (t["passes"], t["col_tiles"]) == (33, 5)
+    assert t["cycles"] == 33 * 5 * 512 * 8 + 5 * (32 * 128 + 64)
+
+
+@pytest.mark.parametrize("n_ip", [24, 59])
+def test_linear_layer_cycles_are_the_sum_of_its_matrices(n_ip):
+    """The layer's linear compute cycles are the chosen tilings' cycles, matrix by
+    matrix, and its latency is at least that (compute) and at least the DRAM / buffer
+    port time at the same counts."""
+    import re
+
+    from fusioncim_plugin.dataflow import _linear_tiling, weight_stationary_linear
+
+    hw = load_arch("ipcim_baseline", {"N_IP_MACROS": n_ip})
+    wl = Workload(model="llama3-8b", seq_len=4096)
+    c = weight_stationary_linear(hw, wl)
+    want = 0
+    for name, (din, dout) in wl.linear_weights().items():
+        (note,) = [n for n in c.notes if n.startswith(f"{name}:")]
+        r = int(re.search(r": (\d+) macros", note).group(1))
+        want += _linear_tiling(hw, wl.tokens, din, dout, r)["cycles"]
+    assert c.compute_cycles == want
+
+
+@pytest.mark.parametrize("design", ["fusioncim", "dcim", "hybrid"])
+def test_linear_layers_leak_the_whole_chip(design):
+    """Review item 2b: the linear layers run on the design's own chip, and all of it
+    leaks while they run - FusionCIM's idle OP-CIM macros (9 mW of its 16 mW) included.
+    Linear leakage = the chip's leak power x the linear latency."""
+    from fusioncim_plugin.designs import get_design
+    from fusioncim_plugin.evaluation import evaluate
+
+    d = get_design(design)
+    r = evaluate(design, Workload(model="llama3-8b", seq_len=4096), softmax_order=None)
+    chip = load_arch(d.arch, dict(d.overrides))
+    leak = chip.leak_power
+    assert leak == pytest.approx(sum(c.leak_power for c in chip.components.values()))
+    lin_t = r.layer.latency_s - r.attention.latency_s
+    lin_leak = r.layer.energy_by_category_j["leakage"] - r.attention.energy_by_category_j["leakage"]
+    assert lin_leak == pytest.approx(leak * lin_t, rel=1e-9)
+    if d.arch == "fusioncim":
+        op = chip.components["OPCIMArray"].leak_power
+        assert op > 0.5 * leak  # the idle OP-CIM macros leak too
+        ip_only = load_arch("ipcim_baseline", {"N_IP_MACROS": chip.var("n_ip_macros")})
+        assert lin_leak > ip_only.leak_power * lin_t + 0.99 * op * lin_t

@@ -79,6 +79,10 @@ class Small64Macro(ComponentModel):
         return ActionCost(energy=5e-14, throughput=self.rows * self.cols / 64 * 200e6,
                           latency=4e-8)
 
+    @action
+    def reduce(self) -> ActionCost:
+        return ActionCost(energy=2.6e-14, throughput=self.cols / 8 * 200e6, latency=5e-9)
+
     @action(bits_per_action="cols")
     def read(self) -> ActionCost:
         return ActionCost(energy=1e-12, throughput=2e8, latency=5e-9)

@@ -66,7 +66,7 @@ def test_best_looptree_loads_back_with_the_same_energy(runs, tmp_path):
     r = runs[0]
     f = tmp_path / "best.yaml"
     f.write_text(r.looptree)
-    again = evaluate_looptree(shape_data(WL, **SMALL), f)
+    again = evaluate_looptree(shape_data(WL, **SMALL) | r.blocks, f)
     assert again.energy_j == pytest.approx(r.best.energy_j, rel=1e-12)
     assert again.latency_s == pytest.approx(r.best.latency_s, rel=1e-12)
 
@@ -99,7 +99,7 @@ def test_cli_map_writes_a_loadable_looptree(tmp_path, capsys):
     assert r["metric"] == "edp" and r["shape"]["M"] == 128
     assert out.read_text() == r["looptree"]
     again = evaluate_looptree(shape_data(Workload(model="llama3-8b", seq_len=128, causal=False),
-                                         kv_heads=1, group=1), out)
+                                         kv_heads=1, group=1) | r["blocks"], out)
     assert again.energy_j == pytest.approx(r["best"]["energy_j"], rel=1e-12)
 
 
@@ -122,6 +122,93 @@ def test_hand_looptree_reusing_the_mappers_costs_equals_a_fresh_evaluation(runs)
     from fusioncim_plugin.arch import MAPPING_DIR
 
     r = runs[0]
-    fresh = evaluate_looptree(shape_data(WL, **SMALL), MAPPING_DIR / "qo_stationary.yaml",
-                              block_q_rows=r.hand_block_q)
+    fresh = evaluate_looptree(shape_data(WL, **SMALL) | r.blocks,
+                              MAPPING_DIR / "qo_stationary.yaml", remember=False)
     assert fresh == r.hand  # energy, latency, per component, per action: exactly
+
+
+# --------------------------------------------------------------------------------------
+# The QO-stationary constraint (CIM_STATIONARY) and the design's blocks
+# --------------------------------------------------------------------------------------
+def _mapper_run(wl, overrides, metric):
+    """AccelForge's mapper in two steps: (pmapping groups per Einsum, the metric of the
+    best mapping)."""
+    import accelforge.mapper.FFM.main as ffm
+
+    from fusioncim_plugin.mapper import _af_metric, af_jobs, scratch_dir
+
+    spec, _ = fusioncim_spec(shape_data(wl, **SMALL), overrides=overrides)
+    spec.mapper.metrics = _af_metric(metric)
+    with scratch_dir(), af_jobs(1):
+        pm = ffm.make_pmappings(spec, print_progress=False)
+        ms = ffm.join_pmappings(pm, require_all_einsums=False, print_progress=False,
+                                metrics=spec.mapper.metrics)
+    groups = {e: len(g) for e, g in pm.einsum2pmappings.items()}
+    (col,) = [c for c in ms.data.columns if c.startswith("Total<SEP>") and "mapping" not in c]
+    return groups, float(ms.data[col].min())
+
+
+PAPER = {"N_IP_MACROS": 16, "N_OP_MACROS": 32, "GLB_BYTES": 2**20, "CLOCK_HZ": 400e6,
+         "SOFTMAX_EXP": "taylor_fp16"}
+
+
+@pytest.mark.parametrize("model,seq_len,overrides,metric", [
+    ("llama3-8b", 1024, {}, "edp"),
+    ("llama3-70b", 2048, PAPER, "energy"),
+])
+def test_cim_stationary_prunes_the_search_and_loses_nothing(model, seq_len, overrides,
+                                                            metric):
+    """CIM_STATIONARY (default true) forbids the mapper to re-fetch Q into IP-CIM or O
+    into OP-CIM. It must shrink the search of QK^T and PV (fewer pmapping groups: the
+    orders with a key loop above the stationary operand are gone), leave the softmax's
+    alone, and find exactly the mapping the unconstrained search finds."""
+    wl = Workload(model=model, phase="prefill", seq_len=seq_len, causal=False)
+    g_on, best_on = _mapper_run(wl, overrides | {"CIM_STATIONARY": True}, metric)
+    g_off, best_off = _mapper_run(wl, overrides | {"CIM_STATIONARY": False}, metric)
+    assert g_on["S"] < g_off["S"] and g_on["O"] < g_off["O"]
+    assert g_on["P"] == g_off["P"]
+    assert best_on == pytest.approx(best_off, rel=1e-9)
+
+
+def test_cim_stationary_constrains_only_a_q_stationary_ip_cim():
+    """Q-stationary IP-CIM (FusionCIM): Q and O may not be re-fetched. K-stationary
+    IP-CIM (the `hybrid` ablation) rewrites K per Q tile: only O is constrained."""
+    def no_refetch(overrides):
+        spec, _ = fusioncim_spec(shape_data(WL, **SMALL), overrides=overrides)
+        return {n.name: str(n.tensors.no_refetch_from_above) for n in spec.arch.nodes
+                if n.name in ("IPCIMArray", "OPCIMArray")}
+
+    assert no_refetch({}) == {"IPCIMArray": "Q", "OPCIMArray": "O"}
+    assert no_refetch({"IP_STATIONARY": "K"}) == {"IPCIMArray": "~All", "OPCIMArray": "O"}
+    assert no_refetch({"CIM_STATIONARY": False}) == {"IPCIMArray": "~All",
+                                                     "OPCIMArray": "~All"}
+
+
+def test_map_uses_the_blocks_evaluate_chooses(runs):
+    """The mapper's spec (score-pipeline size), the hand LoopTree and the referee use
+    the blocks `fusioncim evaluate` picks for the design; a --set block is kept."""
+    from fusioncim_plugin.evaluation import evaluate
+
+    r = runs[0]
+    ev = evaluate("fusioncim", WL)
+    assert (r.blocks["BLOCK_Q"], r.blocks["BLOCK_KV"]) == (ev.params["block_q"],
+                                                           ev.params["block_kv"])
+    assert r.hand_block_q == r.blocks["BLOCK_Q"]
+    fixed = run_mapper(WL, overrides={"BLOCK_KV": 32}, **SMALL)
+    assert fixed.blocks["BLOCK_KV"] == 32 and "BLOCK_KV=32" in fixed.looptree
+
+
+def test_map_explains_the_looptree_it_printed():
+    """On a full (unreduced) shape `map` explains its gap to `evaluate` with the
+    referee's AccelForge run of the hand LoopTree: the same LoopTree, blocks and spec as
+    the hand row, so the same energy and latency - and one AccelForge run, not two."""
+    from fusioncim_plugin import mapper
+
+    wl = Workload(model="llama3-8b", phase="prefill", seq_len=128, causal=False)
+    mapper._AF_MODEL.clear()
+    r = run_mapper(wl)
+    line = next(x for x in r.explanation if "AccelForge, hand LoopTree" in x).split()
+    assert float(line[-4]) == pytest.approx(r.hand.energy_j, rel=1e-4)
+    assert float(line[-2]) == pytest.approx(r.hand.latency_s, rel=1e-4)
+    assert [k[1] for k in mapper._AF_MODEL] == [str(mapper.MAPPING_DIR.resolve()
+                                                    / "qo_stationary.yaml")]

@@ -78,3 +78,27 @@ def test_fp16_taylor_exp_energy_from_horowitz():
     assert fp.compute().energy > SoftmaxUnit(28e-9).compute().energy  # FP16 costs more
     with pytest.raises(ValueError, match="SOFTMAX_EXP"):
         SoftmaxUnit(28e-9, datapath="lut")
+
+
+def test_fp16_taylor_lane_hardware_follows_its_datapath():
+    """A Taylor FP16 lane instantiates the operators its energy counts: multipliers =
+    2 range-reduction + 5 Horner + 1 requantize = 8; adders = 1 compare + 1 subtract +
+    (3 range + 5 Horner) + 1 running sum + 1 requantize = 12 (I-BERT: 3 + 1 = 4 and
+    1 + 1 + 4 + 1 + 1 = 8). Area and leakage: Aladdin 40 nm 32-bit adder 278 um^2 /
+    2.4 uW, multiplier 6350 um^2 / 80 uW, at 16 bit (adder x 16/32, multiplier x
+    (16/32)^2), plus one shared reciprocal (4 multipliers, 2 adders), scaled 40 -> 28 nm."""
+    from hwcomponents.scaling import tech_node_area, tech_node_leak
+
+    lanes = 256  # the paper preset's softmax unit
+    fp = SoftmaxUnit(28e-9, lanes=lanes, datapath="taylor_fp16")
+    ib = SoftmaxUnit(28e-9, lanes=lanes, datapath="ibert_int16")
+    assert (fp.lane_mults, fp.lane_adds) == (8, 12)
+    assert (ib.lane_mults, ib.lane_adds) == (4, 8)
+    for unit, mults, adds in ((fp, 8, 12), (ib, 4, 8)):
+        n_add, n_mult = lanes * adds + 2, lanes * mults + 4
+        area_um2 = n_add * 278.0 * 16 / 32 + n_mult * 6350.0 * 16 * 16 / 1024
+        leak_w = n_add * 2.4e-6 * 16 / 32 + n_mult * 80e-6 * 16 * 16 / 1024
+        assert unit.area == pytest.approx(area_um2 * 1e-12 * tech_node_area(28e-9, 40e-9), rel=1e-9)
+        assert unit.leak_power == pytest.approx(leak_w * tech_node_leak(28e-9, 40e-9), rel=1e-9)
+    # 2053 / 1026 multipliers dominate: the FP16 unit is about twice the I-BERT one
+    assert 1.9 < fp.area / ib.area < 2.0

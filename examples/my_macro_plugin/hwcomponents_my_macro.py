@@ -24,6 +24,10 @@ WRITE_ENERGY_PER_BIT = 0.0287837e-12  # J
 READ_ENERGY_PER_BIT = 0.0168832e-12  # J
 AREA_PER_BIT = 1.5827593e-12  # m^2
 LEAK_POWER_PER_BIT = 1.52497e-11  # W
+# Inter-macro adder tree of the linear layers (``reduce``): also FusionCIM's value, a
+# psum_bits-wide add at Horowitz's (ISSCC 2014) 0.1 pJ per 32-bit add at 45 nm, linear in
+# width, scaled to 28 nm by hwcomponents' tech_node_energy.
+ADD_ENERGY_PER_BIT = 1.60390e-15  # J
 
 
 class MyDigitalCIMMacro(ComponentModel):
@@ -50,12 +54,14 @@ class MyDigitalCIMMacro(ComponentModel):
     priority = 0.5
 
     def __init__(self, tech_node: float = 28e-9, rows: int = 128, cols: int = 128,
-                 input_bits: int = 8, weight_bits: int = 8, frequency: float = 200e6):
+                 input_bits: int = 8, weight_bits: int = 8, frequency: float = 200e6,
+                 psum_bits: int = 16):
         self.rows = self.assert_int("rows", rows)
         self.cols = self.assert_int("cols", cols)
         self.input_bits = self.assert_int("input_bits", input_bits)
         self.weight_bits = self.assert_int("weight_bits", weight_bits)
         self.frequency = float(frequency)
+        self.psum_bits = self.assert_int("psum_bits", psum_bits)
         bits = self.rows * self.cols
         super().__init__(area=bits * AREA_PER_BIT, leak_power=bits * LEAK_POWER_PER_BIT)
         self.tech_node = self.scale("tech_node", float(tech_node), REF_TECH_NODE,
@@ -74,6 +80,14 @@ class MyDigitalCIMMacro(ComponentModel):
         """One MAC; throughput is the whole macro's MAC rate."""
         return ActionCost(energy=self._mac, throughput=self.macs_per_cycle * self.frequency,
                           latency=self.input_bits / self.frequency)
+
+    @action
+    def reduce(self) -> ActionCost:
+        """Add two macros' psum_bits partial sums in the inter-macro adder tree (linear
+        layers); one add per column group per cycle."""
+        return ActionCost(energy=self.psum_bits * ADD_ENERGY_PER_BIT,
+                          throughput=self.cols // self.weight_bits * self.frequency,
+                          latency=1 / self.frequency)
 
     @action(bits_per_action="cols")
     def write(self) -> ActionCost:

@@ -62,12 +62,30 @@ class SoftmaxUnit(ComponentModel):
         b = self.data_bits
         n = lambda key: t.value(key, "")  # noqa: E731  (operation counts)
 
+        # One datapath sets both the energy and the hardware: the per-exp operator counts
+        # below are the multipliers and adders each lane instantiates.
+        k = 1e-12 * horowitz_to(t, ref_node)  # pJ at 45 nm -> J at the reference node
+        self.datapath = datapath or "ibert_int16"
+        if self.datapath == "ibert_int16":
+            self._add = int_add_pj(t, b) * k
+            self._mult = int_mult_pj(t, b, b) * k
+            exp_mults, exp_adds = n("exp_mults"), n("exp_adds")
+        elif self.datapath == "taylor_fp16":
+            self._add = t.value("fp16_add", "pJ") * k
+            self._mult = t.value("fp16_mult", "pJ") * k
+            deg = n("taylor_degree")
+            exp_mults, exp_adds = n("taylor_range_mults") + deg, n("taylor_range_adds") + deg
+        else:
+            raise ValueError(f"SoftmaxUnit datapath {datapath!r}; allowed: ibert_int16, "
+                             f"taylor_fp16 (spec variable SOFTMAX_EXP)")
+        self._exp = exp_mults * self._mult + exp_adds * self._add
+
         # Per-lane hardware: the compute() pipeline (compare, subtract, exp, add to the
         # running sum, requantize); plus one reciprocal unit shared by all lanes.
-        lane_adds = n("compare_adds") + 1 + n("exp_adds") + 1 + n("requant_adds")
-        lane_mults = n("exp_mults") + n("requant_mults")
-        adds = self.lanes * lane_adds + n("reciprocal_adds")
-        mults = self.lanes * lane_mults + n("reciprocal_mults")
+        self.lane_adds = n("compare_adds") + 1 + exp_adds + 1 + n("requant_adds")
+        self.lane_mults = exp_mults + n("requant_mults")
+        adds = self.lanes * self.lane_adds + n("reciprocal_adds")
+        mults = self.lanes * self.lane_mults + n("reciprocal_mults")
         aladdin = t.ref("aladdin_tech_node", "m")
         area_um2 = tech_node_area(ref_node, aladdin) * (
             adds * t.value("adder_area_32b", "um^2") * b / 32
@@ -80,21 +98,6 @@ class SoftmaxUnit(ComponentModel):
         super().__init__(area=area_um2 * 1e-12, leak_power=leak_w)
         self.tech_node = scale_tech_node(self, pick(t, "tech_node", tech_node), ref_node)
 
-        k = 1e-12 * horowitz_to(t, ref_node)  # pJ at 45 nm -> J at the reference node
-        self.datapath = datapath or "ibert_int16"
-        if self.datapath == "ibert_int16":
-            self._add = int_add_pj(t, b) * k
-            self._mult = int_mult_pj(t, b, b) * k
-            self._exp = n("exp_mults") * self._mult + n("exp_adds") * self._add
-        elif self.datapath == "taylor_fp16":
-            self._add = t.value("fp16_add", "pJ") * k
-            self._mult = t.value("fp16_mult", "pJ") * k
-            deg = n("taylor_degree")
-            self._exp = ((n("taylor_range_mults") + deg) * self._mult
-                         + (n("taylor_range_adds") + deg) * self._add)
-        else:
-            raise ValueError(f"SoftmaxUnit datapath {datapath!r}; allowed: ibert_int16, "
-                             f"taylor_fp16 (spec variable SOFTMAX_EXP)")
         self._compare = n("compare_adds") * self._add
         self._reciprocal = n("reciprocal_mults") * self._mult + n("reciprocal_adds") * self._add
         self._requant = n("requant_mults") * self._mult + n("requant_adds") * self._add
