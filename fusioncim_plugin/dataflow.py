@@ -147,9 +147,10 @@ def kv_dram_keys(k_res: int, keys: np.ndarray, m: np.ndarray) -> float:
 def residency_note(k_res: int, wl: Workload) -> str:
     if wl.phase == "decode":
         return "decode: K/V of each KV head stream from DRAM once per step"
+    rest = ("; none re-stream from DRAM" if k_res >= wl.seq_len
+            else ", the rest re-stream from DRAM per Q tile")
     return (f"K/V of a KV head: {k_res} of {wl.seq_len} keys "
-            f"({100 * k_res / wl.seq_len:.0f} %) stay in the global buffer, the rest "
-            f"re-stream from DRAM per Q tile")
+            f"({100 * k_res / wl.seq_len:.0f} %) stay in the global buffer{rest}")
 
 
 def tile_arrays(wl: Workload, br: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -261,14 +261,20 @@ def search(d, hw: Arch, wl: Workload, order: str | None, metric: str, fixed: dic
     # Rescales only add energy and time, so a candidate's cost without them bounds its
     # cost with them from below: evaluate the candidates in that order and stop once the
     # bound exceeds the best found (the same optimum, far fewer rescale profiles).
-    bounded = []
+    bounded, errors = [], []
     for values in itertools.product(*(space[n] for n in names)):
         params = dict(zip(names, values))
         try:
             bounded.append((_score(run(params, None)[1], metric), params))
-        except SpecError:
+        except SpecError as e:
             if set(params) <= set(fixed):
                 raise  # the caller's own values do not fit: say so
+            errors.append(e)
+    # No candidate fits: a value the caller fixed is to blame if an error names it.
+    named = [k for k, p in FIXING.items() if p in fixed]
+    for e in errors if not bounded else ():
+        if any(k in str(e) for k in named):
+            raise e
     best = None
     for bound, params in sorted(bounded, key=lambda x: x[0]):
         if best is not None and bound >= _score(best[1], metric):

@@ -309,3 +309,14 @@ def test_linear_layers_leak_the_whole_chip(design):
         assert op > 0.5 * leak  # the idle OP-CIM macros leak too
         ip_only = load_arch("ipcim_baseline", {"N_IP_MACROS": chip.var("n_ip_macros")})
         assert lin_leak > ip_only.leak_power * lin_t + 0.99 * op * lin_t
+
+
+def test_residency_note_says_none_re_stream_when_all_stay():
+    from fusioncim_plugin.dataflow import residency_note
+    from fusioncim_plugin.workload import Workload
+
+    wl = Workload(model="llama3-8b", seq_len=4096)
+    assert residency_note(4096, wl).endswith("4096 of 4096 keys (100 %) stay in the global "
+                                             "buffer; none re-stream from DRAM")
+    assert residency_note(1024, wl).endswith("(25 %) stay in the global buffer, the rest "
+                                             "re-stream from DRAM per Q tile")

@@ -118,11 +118,18 @@ def _cases(tmp):
         (["evaluate", "--set", "N_IP_MACROS=16.0"], ["N_IP_MACROS = 16.0", "positive integer"]),
         (["evaluate", "--set", "GLB_BYTES=-1"], ["GLB_BYTES = -1", "greater than 0"]),
         (["evaluate", "--set", "TECH_NODE=7"], ["TECH_NODE = 7", "7e-09 .. 1.3e-07"]),
-        (["evaluate", "--set", "GLB_BYTES=1"], ["GLB_BYTES = 1", "--set GLB_BYTES=8192"]),
+        (["evaluate", "--set", "GLB_BYTES=1"], ["GLB_BYTES = 1", "GLB_BYTES 8192 .. 8388608"]),
+        (["evaluate", "--set", "GLB_BYTES=8192", "--set", "BLOCK_KV=128"],
+         ["GLB_BYTES = 8192", "--set GLB_BYTES=16384"]),
+        (["evaluate", "--set", "GLB_WIDTH_BITS=7"],
+         ["GLB_WIDTH_BITS = 7", "128 .. 512", "scripts/cacti_global_buffer.py"]),
         (["evaluate", "--set", "DRAM_TYPE=DDR9"], ["DRAM_TYPE = 'DDR9'", "HBM2, LPDDR4"]),
         (["evaluate", "--set", "RESCALE_GRANULARITY=cell"],
          ["RESCALE_GRANULARITY = 'cell'", "tile or row"]),
         (["evaluate", "--set", "DATA_BITS=32"], ["DATA_BITS = 32", "1 .. 16"]),
+        # a fixed block that cannot fit gets the dataflow's own fix, not "enlarge the
+        # macros" (the searched BLOCK_KV must not hide which value is at fault)
+        (["evaluate", "--set", "BLOCK_Q=1000"], ["BLOCK_Q=1000", "(128 rows); lower BLOCK_Q"]),
         # component-model errors: the root cause first, whole
         (["evaluate", "--set", "MACRO_COLS=100"],
          ["IPCIMArray", "cols=100 is not a multiple of weight_bits=8"]),

@@ -18,12 +18,13 @@ REF_TECH_NODE = 28e-9  # m; Si et al., TVLSI 2024 (28 nm)
 REF_BITS = 8  # signed 8b inputs and weights (Si et al.)
 MAC_ENERGY = 2 / 40.15e12  # J per MAC at 28 nm, INT8 (Si et al.: 40.15 TOPS/W, 1 MAC = 2 ops)
 # Array port energies and density: Si et al. give none in the abstract; we reuse the
-# values FusionCIM's IP-CIM model uses (energy_tables/ipcim_macro.yaml: CACTI 7 at 28 nm,
-# 617 Kb/mm^2), so that only the per-MAC energy differs from the default macro.
-WRITE_ENERGY_PER_BIT = 0.0287837e-12  # J
-READ_ENERGY_PER_BIT = 0.0168832e-12  # J
+# values FusionCIM's IP-CIM model uses for its 128 x 128 array (energy_tables/ipcim_macro.yaml:
+# CACTI 7 at 28 nm for a 16 Kb array with a 128-bit port, 617 Kb/mm^2), so that only the
+# per-MAC energy differs from the default macro.
+WRITE_ENERGY_PER_BIT = 0.0243255e-12  # J
+READ_ENERGY_PER_BIT = 0.012425e-12  # J
 AREA_PER_BIT = 1.5827593e-12  # m^2
-LEAK_POWER_PER_BIT = 1.52497e-11  # W
+LEAK_POWER_PER_BIT = 1.75049e-11  # W
 # Inter-macro adder tree of the linear layers (``reduce``): also FusionCIM's value, a
 # psum_bits-wide add at Horowitz's (ISSCC 2014) 0.1 pJ per 32-bit add at 45 nm, linear in
 # width, scaled to 28 nm by hwcomponents' tech_node_energy.

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 from hwcomponents import ActionCost, ComponentModel, action
 
-from fusioncim_plugin.components._util import pick, scale_tech_node
+from fusioncim_plugin.components._util import check_in_table, loglog as _loglog, pick, scale_tech_node
 from fusioncim_plugin.tables import Table, load_table
-
-
-def _loglog(points: list[tuple[float, float]], x: float) -> float:
-    """Piecewise-linear interpolation in (log x, log y), extrapolating the end segments
-    (a single point: that value). Exact at the given points, continuous in x."""
-    pts = sorted(points)
-    if len(pts) == 1:
-        return pts[0][1]
-    i = 0
-    while i < len(pts) - 2 and x > pts[i + 1][0]:
-        i += 1
-    (x0, y0), (x1, y1) = pts[i], pts[i + 1]
-    t = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
-    return math.exp(math.log(y0) + t * (math.log(y1) - math.log(y0)))
 
 
 def cacti_lookup(table: Table, key: str, size: float, n_banks: float, width: float) -> float:
@@ -56,9 +40,10 @@ class GlobalBufferSRAM(ComponentModel):
     priced by CACTI run on that whole configuration (energy_tables/global_buffer.yaml:
     the queried rows, interpolated between them). Energy per access = width x CACTI's
     per-bit energy for the configuration, so more banks change it only as CACTI says.
-    Bandwidth = n_banks x width x clock: every bank takes one width-bit access per clock
-    (CACTI's random cycle time for the configuration is recorded in the table; the
-    shipped configurations meet the clock, tests/test_components.py). Tech node with
+    Bandwidth = n_banks x width / max(clock period, CACTI's random cycle time for the
+    configuration): a bank takes one width-bit access per clock, or per CACTI cycle when
+    the bank is slower than the clock. Configurations outside the queried range (size,
+    banks, port width) are refused with the range and how to add a query. Tech node with
     hwcomponents.scaling.
 
     Parameters
@@ -95,6 +80,18 @@ class GlobalBufferSRAM(ComponentModel):
         if self.size <= 0 or self.width < 1 or self.n_banks < 1 or self.frequency <= 0:
             raise ValueError("GlobalBufferSRAM: size, width, n_banks and frequency must be > 0")
 
+        rows = t.cacti_queries
+        w_ref, b_ref = t.ref("width", "bit"), t.ref("n_banks", "")
+        script = "add it to {} in scripts/cacti_global_buffer.py and rerun that script"
+        for param, value, var, per_var, queried, grid in (
+                ("size", self.size, "GLB_BYTES", 8, [r["size_bits"] for r in rows], "SIZES"),
+                ("n_banks", self.n_banks, "GLB_BANKS", 1,
+                 [r["n_banks"] for r in rows if r["width"] == w_ref], "BANKS"),
+                ("width", self.width, "GLB_WIDTH_BITS", 1,
+                 [r["width"] for r in rows if r["n_banks"] == b_ref], "WIDTHS")):
+            check_in_table("GlobalBufferSRAM", "global_buffer", param, value, var, per_var,
+                           queried, script.format(grid))
+
         def q(key):
             return cacti_lookup(t, key, self.size, self.n_banks, self.width)
 
@@ -102,8 +99,9 @@ class GlobalBufferSRAM(ComponentModel):
         self.tech_node = scale_tech_node(self, pick(t, "tech_node", tech_node), ref_node)
         self._read = self.width * q("read_pj_per_bit") * 1e-12
         self._write = self.width * q("write_pj_per_bit") * 1e-12
-        self.cycle_time = 1 / self.frequency
         self.cacti_cycle_time = q("cycle_time_ns") * 1e-9
+        # one access per bank per clock, or per CACTI cycle if the bank is slower
+        self.cycle_time = max(1 / self.frequency, self.cacti_cycle_time)
 
     def _cost(self, energy: float) -> ActionCost:
         return ActionCost(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hwcomponents import ActionCost, ComponentModel, action
 from hwcomponents.scaling import linear
 
-from fusioncim_plugin.components._util import horowitz_to, int_add_pj, pick, scale_tech_node
+from fusioncim_plugin.components._util import horowitz_to, int_add_pj, macro_cacti, pick, scale_tech_node
 from fusioncim_plugin.tables import load_table
 
 
@@ -59,9 +59,13 @@ class IPCIMMacro(ComponentModel):
         if self.cols % self.weight_bits:
             raise ValueError(f"cols={self.cols} is not a multiple of weight_bits={self.weight_bits}")
         bits = self.rows * self.cols
+
+        def cacti(key):  # CACTI run on this rows x cols array (scripts/cacti_macros.py)
+            return macro_cacti(t, "IPCIMMacro", self.rows, self.cols, lambda r: r[key])
+
         super().__init__(
             area=bits * t.value("area_per_bit", "um^2") * 1e-12,
-            leak_power=bits * t.value("leak_power_per_bit", "W"),
+            leak_power=bits * cacti("leak_w_per_bit"),
         )
         self.tech_node = scale_tech_node(self, pick(t, "tech_node", tech_node), ref_node)
         self._mac_energy = (
@@ -69,8 +73,8 @@ class IPCIMMacro(ComponentModel):
             * linear(self.input_bits, t.ref("input_bits", "bit"))
             * linear(self.weight_bits, t.ref("weight_bits", "bit"))
         )
-        self._write_energy = self.cols * t.value("write_energy_per_bit", "pJ/bit") * 1e-12
-        self._read_energy = self.cols * t.value("read_energy_per_bit", "pJ/bit") * 1e-12
+        self._write_energy = self.cols * cacti("write_pj_per_bit") * 1e-12
+        self._read_energy = self.cols * cacti("read_pj_per_bit") * 1e-12
         self.psum_bits = self.assert_int("psum_bits", pick(t, "psum_bits", psum_bits, "bit"))
         self._reduce_energy = (int_add_pj(t, self.psum_bits) * 1e-12
                                * horowitz_to(t, ref_node))

@@ -11,7 +11,8 @@ import math
 from hwcomponents import ActionCost, ComponentModel, action
 from hwcomponents.scaling import tech_node_area, tech_node_energy, tech_node_leak
 
-from fusioncim_plugin.components._util import horowitz_to, int_add_pj, int_mult_pj, pick, scale_tech_node
+from fusioncim_plugin.components._util import (horowitz_to, int_add_pj, int_mult_pj, macro_cacti, pick,
+                                              scale_tech_node)
 from fusioncim_plugin.tables import load_table
 
 CIRCUITS = ("near_memory", "in_array", "rmw_per_product")
@@ -132,16 +133,23 @@ class OPCIMMacro(ComponentModel):
             fixed_area = fixed_leak = 0.0
         fixed_area, fixed_leak = fixed_area + port_area, fixed_leak + port_leak
         bits = self.rows * self.cols
+
+        def cacti(value):  # CACTI run on this rows x cols array (scripts/cacti_macros.py)
+            return macro_cacti(t, "OPCIMMacro", self.rows, self.cols, value)
+
         self.logic_area = (self.lanes * lane_area + fixed_area) * a40
         super().__init__(
             area=bits * t.value("area_per_bit", "um^2") * 1e-12 + self.logic_area,
-            leak_power=(bits * t.value("leak_power_per_bit", "W")
+            leak_power=(bits * cacti(lambda r: r["leak_w_per_bit"])
                         + (self.lanes * lane_leak + fixed_leak) * l40),
         )
         self.tech_node = scale_tech_node(self, pick(t, "tech_node", tech_node), ref_node)
 
         pj, h = 1e-12, horowitz_to(t, ref_node)
-        e_rd, e_wr = t.value("acc_read_energy_per_bit", "pJ/bit"), t.value("acc_write_energy_per_bit", "pJ/bit")
+        # array core: CACTI's total minus the read periphery (output driver + H-tree);
+        # the accumulate logic sits at the column sense amplifiers
+        e_rd = cacti(lambda r: r["read_pj_per_bit"] - r["periphery_pj_per_bit"])
+        e_wr = cacti(lambda r: r["write_pj_per_bit"] - r["periphery_pj_per_bit"])
         mult = int_mult_pj(t, self.input_bits, self.input_bits) * h
         add = int_add_pj(t, self.acc_bits) * h
         reg = (self.acc_bits * t.value("register_energy_per_bit", "pJ/bit")
