@@ -45,7 +45,9 @@ def test_every_table_loads_and_every_value_is_sourced(name):
                "ipcim_macro": {"rows", "cols", "read_pj_per_bit", "write_pj_per_bit",
                                "leak_w_per_bit"},
                "opcim_macro": {"rows", "cols", "read_pj_per_bit", "write_pj_per_bit",
-                               "periphery_pj_per_bit", "leak_w_per_bit"}}
+                               "periphery_pj_per_bit", "leak_w_per_bit"},
+               "staging_buffer": {"rows", "width", "read_pj_per_bit", "write_pj_per_bit",
+                                  "area_mm2", "leak_power_w", "cycle_time_ns"}}
     for row in t.cacti_queries:  # model query results: the description names the tool
         assert set(row) == columns[name]
     for section in (t.reference_point, t.entries):
