@@ -127,3 +127,31 @@ def test_readme_iso_area_figures_are_current():
             f"({iso_area_macros(wl=wl)['n_ip_macros']} IP-CIM macros, "
             f"{iso_area_macros(wl=wl)['baseline_cim_mm2']:.2f} mm^2)"]:
         assert quoted in text, f"update README.md 'Same macro count or same area': '{quoted}'"
+
+
+def test_readme_results_are_current():
+    """The README's "Results" figures are what `fusioncim reproduce` computes now (paper
+    preset, paper grid): the three headline figures and the 4K ratios against each
+    baseline. A model change that moves them fails here until the README is updated."""
+    from fusioncim_plugin.designs import BASELINES
+    from fusioncim_plugin.report import _index, _row, headline, paper_grid
+
+    designs = ("fusioncim",) + tuple(BASELINES)
+    rows = [_row(evaluate(d, wl, preset="paper")) for wl in paper_grid() for d in designs]
+    h = headline(rows)
+    f = {k: v for k, v in _index(rows).items()}
+    k4 = ("llama3-8b", "prefill", 4096)
+    e = {d: f[(d,) + k4]["energy_j"] / f[("fusioncim",) + k4]["energy_j"] for d in BASELINES}
+    t = {d: f[(d,) + k4]["latency_s"] / f[("fusioncim",) + k4]["latency_s"] for d in BASELINES}
+    text = " ".join((REPO / "README.md").read_text().split())
+    quoted = [
+        f"| energy saving vs prior SOTA CIM (up to) | 3.86x | {h['energy_saving'][0]:.2f}x | "
+        f"vs `{h['energy_saving'][2]}`, 8B prefill {h['energy_saving'][1]} |",
+        f"| speedup vs ordinary DCIM at 4K | 1.98x | {h['speedup_4k_dcim']:.2f}x |",
+        f"| 29.4 | {h['system_tops_per_w'][0]:.2f} | 8B prefill {h['system_tops_per_w'][1]} |",
+        f"At 4K FusionCIM saves {e['dcim']:.2f}x / {e['trancim-like']:.2f}x energy and is "
+        f"{t['dcim']:.2f}x / {t['trancim-like']:.2f}x faster than `dcim` / `trancim-like`",
+        f"uses {e['ipcim-fused']:.2f}x FusionCIM's energy and is about as fast ({t['ipcim-fused']:.2f}x)",
+    ]
+    for q in quoted:
+        assert q in text, f"update README.md 'Results': '{q}'"
