@@ -231,9 +231,11 @@ METRICS = ("edp", "energy", "latency")
 FIXING = {"BLOCK_Q": "block_q", "BLOCK_KV": "block_kv"}
 
 
-def _score(cost: Cost, metric: str) -> float:
-    return {"energy": cost.energy_j, "latency": cost.latency_s,
-            "edp": cost.energy_j * cost.latency_s}[metric]
+def _score(cost: Cost, metric: str) -> tuple[float, float]:
+    """``metric``, ties broken by energy (latency for the energy metric): of two blocks
+    equally fast, the search keeps the one that costs less energy."""
+    e, t = cost.energy_j, cost.latency_s
+    return {"energy": (e, t), "latency": (t, e), "edp": (e * t, e)}[metric]
 
 
 def search(d, hw: Arch, wl: Workload, order: str | None, metric: str, fixed: dict,

@@ -297,7 +297,16 @@ def buffer_need_bits(data: dict, arch: str, overrides: dict | None, br: int) -> 
 
 
 def _glb_fix(need_bits: int) -> str:
+    """The --set that makes the buffer hold ``need_bits``, within the sizes CACTI was
+    queried for (energy_tables/global_buffer.yaml); beyond them, say so."""
+    from .tables import load_table
+
     kib = -(-need_bits // (8 * 1024))
+    largest = int(max(r["size_bits"] for r in load_table("global_buffer").cacti_queries)) // 8
+    if kib * 1024 > largest:
+        return (f"a buffer of {kib * 1024} B, beyond the CACTI table (largest "
+                f"GLB_BYTES={largest}: add the size to SIZES in scripts/cacti_global_buffer.py, "
+                f"rerun it, then --set GLB_BYTES={kib * 1024})")
     return f"--set GLB_BYTES={kib * 1024}"
 
 

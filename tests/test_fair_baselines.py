@@ -2,6 +2,7 @@
 design, S overwritten by P, and the closed forms against brute-force loops."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from fusioncim_plugin.arch import load_arch
 from fusioncim_plugin.baselines import (_fused_blocked, _unfused_blocks, unfused_kv_stationary,
                                         unfused_rows_default)
 from fusioncim_plugin.designs import DESIGNS, get_design
+from fusioncim_plugin.presets import preset_overrides
 from fusioncim_plugin.workload import Workload
 
 MiB = 2**20
@@ -18,25 +20,78 @@ W4K = Workload(model="llama3-8b", seq_len=4096)
 
 
 # ---------------------------------------------------------------- no cliffs (item 5)
+def _resident_keys(r) -> int:
+    """K/V keys of a KV head the model keeps in the buffer (its residency note)."""
+    return next(int(re.search(r"K/V of a KV head: (\d+) of", n).group(1)) for n in r.notes
+                if n.startswith("K/V of a KV head"))
+
+
 @pytest.mark.parametrize("preset", [None, "paper"])
 @pytest.mark.parametrize("design", list(DESIGNS))
-def test_five_percent_less_buffer_changes_energy_little(design, preset):
-    """At 4K the K/V of a KV head (1 MiB) sit on the buffer's edge. Losing 5 % of the
-    buffer loses at most that much K/V: those keys re-stream per Q tile (or row block,
-    whose count multiplies the cost for the unfused designs). The old all-or-nothing
-    rule raised FusionCIM's energy 2.6x here; now it moves by about 1 %."""
+def test_five_percent_less_buffer_costs_what_the_lost_keys_cost(design, preset):
+    """At 4K the K/V of a KV head (1 MiB) sit on the buffer's edge. At the same mapping
+    (the design's least-energy blocks), 5 % less buffer loses 0.05 x GLB_BYTES / 256 B
+    of resident keys (K + V of a key: 2 x 128 x 8 bit), the last ones; each lost key k
+    then re-streams once per extra Q tile (row block) that visits it: causal, a tile of
+    block_q rows visits k when its last row is >= k, so G x (ceil(L/block_q) -
+    floor(k/block_q)) tiles per KV head instead of 1. Each re-stream costs a DRAM read and
+    a buffer write per bit, and the extra time leaks. That is the most energy can rise;
+    it can fall at most by what the smaller buffer saves per access and in leakage.
+    (The old all-or-nothing rule raised FusionCIM's energy 2.6x here.)"""
     glb = 2 * MiB if preset is None else MiB
-    best = evaluate(design, W4K, preset=preset)
+    less_glb = int(0.95 * glb)
+    best = evaluate(design, W4K, preset=preset, metric="energy")
     same = {"BLOCK_Q": best.block_q, "BLOCK_KV": best.block_kv}  # the same mapping
-    base = best.attention
-    less = evaluate(design, W4K, preset=preset,
-                    overrides=same | {"GLB_BYTES": int(0.95 * glb)}).attention
-    bound = 0.02 if design in ("fusioncim", "hybrid-qo", "hybrid") else 0.2
-    assert abs(less.energy_j / base.energy_j - 1) < bound, (less.energy_j, base.energy_j)
-    assert less.latency_s / base.latency_s < 1.05
-    # searched again, the best EDP moves as little (the chosen blocks may switch)
-    edp = evaluate(design, W4K, preset=preset, overrides={"GLB_BYTES": int(0.95 * glb)}).attention
-    assert edp.energy_j * edp.latency_s <= 1.2 * base.energy_j * base.latency_s
+    less = evaluate(design, W4K, preset=preset, metric="energy",
+                    overrides=same | {"GLB_BYTES": less_glb})
+    d = get_design(design)
+    ov = dict(d.overrides) | preset_overrides(preset, d.arch)
+    hw, hw_less = load_arch(d.arch, ov), load_arch(d.arch, ov | {"GLB_BYTES": less_glb})
+    cfg, L, G, bq = W4K.cfg, W4K.seq_len, W4K.group, best.block_q
+    key_bits = 2 * cfg.head_dim * hw.var("data_bits")
+    k0, k1 = _resident_keys(best), _resident_keys(less)
+    lost = (glb - less_glb) * 8 / key_bits  # 409.6 keys at 2 MiB, 204.8 at 1 MiB
+    # the residency rule by hand: min(L, floor((GLB bits - staged bits) / key bits))
+    if k0 < L:
+        assert abs((k0 - k1) - lost) < 1
+    else:  # all keys stayed: 5 % less may still hold them all
+        assert k1 >= L - lost - 1
+    restreams = cfg.kv_heads * sum(G * (math.ceil(L / bq) - k // bq) - 1 for k in range(k1, k0))
+    e_bit = hw.energy("DRAM", "read") + hw.energy("GlobalBuffer", "write")  # J/bit
+    bw = hw.components["DRAM"].throughput["read"]  # bit/s
+    bw_buf = hw.components["GlobalBuffer"].throughput["write"]
+    extra_bits = restreams * key_bits
+    t0, t1 = best.attention.latency_s, less.attention.latency_s
+    assert 0 <= t1 - t0 <= extra_bits * (1 / bw + 1 / bw_buf) + 1e-12
+    e0, e1 = best.attention.energy_j, less.attention.energy_j
+    assert e1 - e0 <= extra_bits * e_bit + hw.leak_power * (t1 - t0) + 1e-12
+    cat = best.attention.energy_by_category_j
+    cheaper = max(1 - hw_less.energy("GlobalBuffer", a) / hw.energy("GlobalBuffer", a)
+                  for a in ("read", "write"))
+    saved = cat["buffer"] * cheaper + cat["leakage"] * (1 - hw_less.leak_power / hw.leak_power)
+    assert e1 - e0 >= -saved
+
+
+@pytest.mark.parametrize("preset", [None, "paper"])
+@pytest.mark.parametrize("design", ["dcim", "trancim-like", "ipcim-fused", "fusioncim"])
+def test_searched_energy_and_latency_are_continuous_in_the_buffer(design, preset):
+    """The figures `reproduce` reports: energy at each design's least-energy blocks and
+    latency at its least-latency blocks. Searched again at 5 % less buffer, each moves
+    at most as much as at the old optimum's blocks (a minimum over the same candidates,
+    each continuous) - where the EDP optimum of dcim at the paper preset switches from
+    block_q 64 to 128 and its energy jumps +28 %."""
+    glb = 2 * MiB if preset is None else MiB
+    for metric, factor in (("energy", "energy_j"), ("latency", "latency_s")):
+        best = evaluate(design, W4K, preset=preset, metric=metric)
+        same = {"BLOCK_Q": best.block_q, "BLOCK_KV": best.block_kv}
+        less_ov = {"GLB_BYTES": int(0.95 * glb)}
+        fixed = evaluate(design, W4K, preset=preset, metric=metric, overrides=same | less_ov)
+        again = evaluate(design, W4K, preset=preset, metric=metric, overrides=less_ov)
+        v0, v_fixed, v1 = (getattr(r.attention, factor) for r in (best, fixed, again))
+        assert v1 <= v_fixed * (1 + 1e-12)
+        assert v1 >= v0 * (1 - 0.03)  # a smaller buffer is at most ~2 % cheaper per bit
+        if metric == "energy":  # test above: 5 % less buffer adds < 10 % at these blocks
+            assert v1 <= 1.1 * v0
 
 
 @pytest.mark.parametrize("design", ["fusioncim", "ipcim-fused", "dcim"])

@@ -308,6 +308,19 @@ def test_map_no_mapping_names_the_buffer_and_the_fix():
     assert "--set GLB_BYTES=49152" in msg and "\n" not in msg
 
 
+def test_map_buffer_hint_stays_within_the_cacti_table():
+    """A buffer beyond the largest CACTI query is refused by the buffer model, so the
+    hint does not offer it as a plain --set: it names the table's limit and the script."""
+    from fusioncim_plugin.mapper import _glb_fix
+    from fusioncim_plugin.tables import load_table
+
+    largest = int(max(r["size_bits"] for r in load_table("global_buffer").cacti_queries)) // 8
+    assert _glb_fix(8 * largest) == f"--set GLB_BYTES={largest}"
+    big = _glb_fix(8 * (largest + 1))
+    assert big.startswith(f"a buffer of {largest + 1024} B, beyond the CACTI table")
+    assert f"largest GLB_BYTES={largest}" in big and "scripts/cacti_global_buffer.py" in big
+
+
 def test_paper_preset_at_4k_agrees():
     """The closing note quotes this table (`fusioncim referee --preset paper`)."""
     try:
