@@ -323,10 +323,8 @@ def test_map_buffer_hint_stays_within_the_cacti_table():
 
 def test_paper_preset_at_4k_agrees():
     """The closing note quotes this table (`fusioncim referee --preset paper`)."""
-    try:
-        from fusioncim_plugin.presets import PRESETS
-    except ImportError:  # presets land with the fair-baselines work
-        pytest.skip("no presets in this tree")
+    from fusioncim_plugin.presets import PRESETS
+
     assert "paper" in PRESETS
     r = referee("fusioncim", wl("llama3-8b", 4096), preset="paper")
     assert r.residuals() == []
