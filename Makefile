@@ -16,6 +16,7 @@ bench: setup
 	.venv/bin/python benchmarks/bench_evaluate.py
 	.venv/bin/python benchmarks/bench_cli.py
 	.venv/bin/python benchmarks/bench_evaluate_vs_L.py
+	.venv/bin/python benchmarks/bench_rescale_profile.py
 
 # The mapper benchmarks take minutes.
 bench-map: setup

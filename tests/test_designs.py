@@ -81,9 +81,21 @@ def test_ablation_steps_reduce_buffer_traffic_and_latency():
 
 
 def test_compare_table_is_relative_to_fusioncim():
-    text = format_compare(compare(Workload(model="llama3-8b", seq_len=1024)))
-    line = next(ln for ln in text.splitlines() if ln.startswith("fusioncim "))
-    assert line.count("1.00") >= 5
+    """Each 'x' column is the row's value / FusionCIM's, printed to 2 decimals:
+    energy, latency, DRAM, buffer and CIM-write bytes (columns 2, 4, 7, 9, 11)."""
+    results = compare(Workload(model="llama3-8b", seq_len=1024))
+    rows = {ln.split()[0]: ln.split() for ln in format_compare(results).splitlines()
+            if ln.split() and ln.split()[0] in DESIGNS and not ln.startswith(" ")}
+    assert set(rows) == set(DESIGNS)
+    f = next(r for r in results if r.design == "fusioncim").attention
+    fields = {2: "energy_j", 4: "latency_s", 7: "dram_bytes", 9: "buffer_bytes",
+              11: "cim_write_bytes"}
+    assert [rows["fusioncim"][i] for i in fields] == ["1.00"] * 5
+    for r in results:
+        for i, name in fields.items():
+            value = getattr(r.attention, name)
+            assert float(rows[r.design][i - 1]) == pytest.approx(value, rel=1e-3)
+            assert rows[r.design][i] == f"{value / getattr(f, name):.2f}", (r.design, name)
 
 
 def test_compare_applies_one_softmax_order_to_every_fused_design():

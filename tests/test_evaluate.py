@@ -112,8 +112,20 @@ def test_overrides_change_the_arch():
     # twice the arrays hold twice the Q rows (the capacity, not the blocks passed in)
     assert (q_tile_rows(load_arch("fusioncim", {"N_IP_MACROS": 16, "N_OP_MACROS": 32}), wl)
             == 2 * q_tile_rows(load_arch("fusioncim"), wl) == 256)
-    assert more.block_q == 256 and base.block_q == 128
-    assert more.attention.buffer_bytes < base.attention.buffer_bytes  # fewer K/V re-reads
+    # K (and V) buffer reads by hand: each of the 32 query heads runs n = 4096 / Br tiles;
+    # causal, tile i streams the (i + 1) x Br keys up to its last row, 128 x 8 bit each:
+    # 32 x Br x n (n + 1) / 2 x 1024 bit. Br 128 -> 256 halves n (32 -> 16 tiles).
+    def kv_reads(br):
+        n = 4096 // br
+        return 32 * br * n * (n + 1) // 2 * 128 * 8
+
+    assert kv_reads(128) == 2_214_592_512 and kv_reads(256) == 1_140_850_688
+    for r, br in ((base, 128), (more, 256)):
+        assert r.action_counts["GlobalBuffer.read[K]"] == kv_reads(br)
+        assert r.action_counts["GlobalBuffer.read[V]"] == kv_reads(br)
+    # all K/V stay resident in both, so the buffer traffic differs by exactly those reads
+    assert (base.attention.buffer_bytes - more.attention.buffer_bytes
+            == 2 * (kv_reads(128) - kv_reads(256)) // 8 == 268_435_456)
 
 
 def test_rescale_granularity_row_charges_only_the_rows_whose_max_grew():

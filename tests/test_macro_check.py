@@ -18,12 +18,14 @@ Result (model / published):
 | Fujiwara ISSCC'22 (5 nm, 4b/4b)      | TOPS/W            | 254           | 940           | 3.70  |
 | ReDCIM ISSCC'22 (28 nm, 8b/8b)       | TOPS/W            | 36.5          | 36.5          | 1 (by construction) |
 
-Within 10 %: only the chip at the model's own reference point (28 nm, INT8: Si et al.,
-TOPS/W -9.1 %, energy per MAC +10.0 %, right at the edge). Away from it the model is
-not predictive. The tests derive the model's figure by hand from the ipcim_macro table
-(ReDCIM per-MAC energy, area per bit) and hwcomponents' Stillmaker-Baas scaling
-functions, check the model returns exactly that, and check on which side of 10 % of the
-published value it falls, instead of widening a tolerance:
+Si et al. is at the model's own reference point (28 nm, INT8), so its row compares two
+published figures (ReDCIM's 36.5 TOPS/W, the table's source, against Si's 40.15 TOPS/W):
+a consistency row like ReDCIM's, not a check of anything the model derives. Away from
+the reference point the model is not predictive. The tests derive the model's figure by
+hand from the ipcim_macro table (ReDCIM per-MAC energy, area per bit) and hwcomponents'
+Stillmaker-Baas scaling functions, check the model returns exactly that, and state the
+10 % agreement as a strict xfail where the model misses it (it fails loudly, as an
+XPASS, once the model gets within 10 %):
   * Colonnade (65 nm): a bit-serial design with a full adder and reconfiguration logic in
     every bitcell, so energy grows ~quadratically with precision (1b: 17.1 fJ, 8b: 292 fJ
     at 0.6 V) and steeply with supply (0.6 -> 0.8 V: 4x); our model scales a 28 nm
@@ -82,37 +84,50 @@ def hand_area_um2(chip: str, rows: int, cols: int) -> float:
         v(f"{chip}.tech_node", "m"), REF_NODE)
 
 
-def test_si_28nm_int8_within_10_percent():
-    """The only chip at the model's reference point: both metrics within 10 %."""
+def test_si_28nm_int8_is_a_consistency_row():
+    """At the model's reference point (28 nm, INT8, no scaling) the model's TOPS/W is
+    ReDCIM's published figure, so its ratio to Si's is the ratio of two published values
+    (36.5 / 40.15 = 0.909): consistency between sources, not a validation."""
     m = macro("si")
-    pub_tops_w = v("si.tops_per_w", "TOPS/W")
     assert fj_per_mac(m) == pytest.approx(hand_fj("si"), rel=1e-9)
     assert tops_per_w(m) == pytest.approx(2 / hand_fj("si") * 1e3, rel=1e-9)
-    assert abs(tops_per_w(m) / pub_tops_w - 1) <= 0.10
-    pub_fj = 2 / pub_tops_w * 1e3  # fJ per MAC
-    assert pub_fj == pytest.approx(49.81, abs=0.01)
-    assert abs(fj_per_mac(m) / pub_fj - 1) <= 0.10  # +10.0 %: at the edge
+    ratio = tops_per_w(m) / v("si.tops_per_w", "TOPS/W")
+    assert ratio == pytest.approx(v("redcim.tops_per_w", "TOPS/W") / v("si.tops_per_w", "TOPS/W"),
+                                  rel=1e-5)
+    assert 2 / v("si.tops_per_w", "TOPS/W") * 1e3 == pytest.approx(49.81, abs=0.01)  # fJ/MAC
 
 
-def test_colonnade_energy_and_area_ratios_achieved():
-    m = macro("colonnade", rows=int(v("colonnade.rows")), cols=int(v("colonnade.cols")),
-              frequency=v("colonnade.frequency", "Hz"))
-    rows, cols = int(v("colonnade.rows")), int(v("colonnade.cols"))
+def colonnade() -> IPCIMMacro:
+    return macro("colonnade", rows=int(v("colonnade.rows")), cols=int(v("colonnade.cols")),
+                 frequency=v("colonnade.frequency", "Hz"))
+
+
+def test_colonnade_model_figures_by_hand():
+    m, rows, cols = colonnade(), int(v("colonnade.rows")), int(v("colonnade.cols"))
     assert fj_per_mac(m) == pytest.approx(hand_fj("colonnade"), rel=1e-9)
     assert m.area * 1e12 == pytest.approx(hand_area_um2("colonnade", rows, cols), rel=1e-9)
-    r06 = fj_per_mac(m) / v("colonnade.energy_per_mac_8b_0v6", "fJ")
-    r08 = fj_per_mac(m) / v("colonnade.energy_per_mac_8b_0v8", "fJ")
-    ra = m.area * 1e12 / v("colonnade.area", "um^2")
-    # Below the silicon, outside 10 % (per-cell adders, supply voltage: docstring), not
-    # hidden behind a wider tolerance; 0.8 V costs 4x more than 0.6 V, we have no knob.
-    assert r08 < r06 < 0.9 and ra < 0.9
 
 
-def test_fujiwara_5nm_4b_ratio_achieved():
-    m = macro("fujiwara")
-    assert fj_per_mac(m) == pytest.approx(hand_fj("fujiwara"), rel=1e-9)
-    r = tops_per_w(m) / v("fujiwara.tops_per_w", "TOPS/W")
-    assert r > 1.1  # the scaling promises more than the 5 nm silicon delivers (docstring)
+@pytest.mark.xfail(strict=True, reason="documented miss (docstring): Colonnade's per-cell "
+                   "adders and supply voltage are outside the model (0.45x energy at 0.6 V, "
+                   "0.52x area)")
+@pytest.mark.parametrize("quantity", ["energy_0v6", "area"])
+def test_colonnade_within_10_percent(quantity):
+    m = colonnade()
+    model, pub = {"energy_0v6": (fj_per_mac(m), v("colonnade.energy_per_mac_8b_0v6", "fJ")),
+                  "area": (m.area * 1e12, v("colonnade.area", "um^2"))}[quantity]
+    assert abs(model / pub - 1) <= 0.10
+
+
+def test_fujiwara_model_figure_by_hand():
+    assert fj_per_mac(macro("fujiwara")) == pytest.approx(hand_fj("fujiwara"), rel=1e-9)
+
+
+@pytest.mark.xfail(strict=True, reason="documented miss (docstring): node scaling to 5 nm x "
+                   "the linear 4b x 4b factor promises 3.7x the silicon's TOPS/W")
+def test_fujiwara_within_10_percent():
+    r = tops_per_w(macro("fujiwara")) / v("fujiwara.tops_per_w", "TOPS/W")
+    assert abs(r - 1) <= 0.10
 
 
 def test_redcim_is_the_calibration_point():

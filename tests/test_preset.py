@@ -28,11 +28,22 @@ def test_paper_preset_sets_the_reported_set_up():
     from fusioncim_plugin.dataflow import q_tile_rows
 
     assert q_tile_rows(f, W4K) == 256  # 16 engines x 16 Q rows: the largest Q tile
-    r = evaluate("fusioncim", W4K, preset="paper")
-    assert r.preset == "paper" and r.block_q <= 256
+    blocks = {"BLOCK_Q": 256, "BLOCK_KV": 128}
+    r = evaluate("fusioncim", W4K, preset="paper", overrides=blocks)
+    assert r.preset == "paper"
     # the caller's own --set wins over the preset
-    r2 = evaluate("fusioncim", W4K, preset="paper", overrides={"GLB_BYTES": 2**21})
-    assert r2.attention.dram_bytes <= r.attention.dram_bytes
+    r2 = evaluate("fusioncim", W4K, preset="paper", overrides=blocks | {"GLB_BYTES": 2**21})
+    # DRAM K (and V) reads by hand. The buffer stages the Q and O tiles, double-buffered:
+    # 2 x 256 rows x (128 + 128) x 8 bit = 2^20 bit; 2048 bit (K + V of a key) per
+    # resident key. 1 MiB: (2^23 - 2^20) / 2048 = 3584 keys stay, read once; the other
+    # 512 re-stream per Q tile that visits them (causal, 16 tiles of 256 rows per query
+    # head: tile 14 needs 256 of them, tile 15 all 512), for each of the G = 4 query heads.
+    # 2 MiB: all 4096 keys stay. x 8 KV heads x 128 x 8 bit.
+    per_kv_head = {2**20: 3584 + 4 * (256 + 512), 2**21: 4096}
+    for res, glb in ((r, 2**20), (r2, 2**21)):
+        assert res.action_counts["DRAM.read[K]"] == 8 * per_kv_head[glb] * 128 * 8
+        assert res.action_counts["DRAM.read[V]"] == 8 * per_kv_head[glb] * 128 * 8
+    assert "3584 of 4096 keys" in " ".join(r.notes)
 
 
 def test_unknown_preset_is_one_clear_error(capsys):

@@ -1,6 +1,5 @@
 """Tests of the pattern-aware online-softmax model (numpy only; no torch)."""
 import json
-import time
 
 import numpy as np
 import pytest
@@ -376,18 +375,15 @@ def test_profile_trace_path():
         rescale_profile("natural", 1000, 32, 32, source="trace")
 
 
-def test_profile_fast_and_ordered():
-    t0 = time.perf_counter()
+def test_profile_ordered_and_cached():
+    """Ordering and caching only; the time it takes is benchmarks/bench_rescale_profile.py."""
     ps = {o: rescale_profile(o, 32768, 64, 64) for o in BUILTIN}
-    assert time.perf_counter() - t0 < 0.2 * len(BUILTIN)
     assert all(p.source.startswith("synthetic:") for p in ps.values())
     assert ps["oracle"].row_rescales_per_row == 0.0
     assert ps["natural"].row_rescales_per_row > ps["sink_local"].row_rescales_per_row
     assert ps["natural"].row_rescales_per_row > ps["adaptive"].row_rescales_per_row
     assert ps["natural"].n_kv_blocks_per_tile == pytest.approx(256.5, abs=0.5)
-    t0 = time.perf_counter()
     s = rescale_profile("adaptive", 32768, 48, 48)   # off-table → seeded sample
-    assert time.perf_counter() - t0 < 1.0
     assert "[sampled]" in s.source
     assert rescale_profile("adaptive", 32768, 48, 48) is s   # cached
 
