@@ -246,7 +246,7 @@ def _fused_blocked(arch: Arch, wl: Workload, rescale, o_in_opcim: bool, n_k_macr
     c.add("SoftmaxUnit", "multiply", "rescale", ev_rows)
     if o_in_opcim:
         # OP-CIM accumulation per OPCIM_CIRCUIT (dataflow.opcim_pv), per Q tile.
-        op_stage = opcim_pv(c, arch, rows * F, keys, n_kv * m, bc)
+        op_stage = opcim_pv(c, arch, rows * F, keys, n_kv * m, bc, F)
         c.add("OPCIMArray", "rescale", "O", ev_rows * F)
     else:
         # V blocks re-written into IP-CIM per Q tile; O accumulates in the buffer

@@ -283,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     _workload_args(c)
     _arch_args(c)
     c.add_argument("--iso-area", action="store_true", help="give the IP-CIM baselines as "
-                   "many IP-CIM macros as fit in FusionCIM's CIM area (arrays + OP-CIM "
-                   "lanes) instead of its macro count")
+                   "many IP-CIM macros as fit in FusionCIM's CIM area (arrays, OP-CIM "
+                   "lanes and staging) instead of its macro count")
     c.set_defaults(func=cmd_compare)
     r = sub.add_parser("reproduce", help="the paper-style evaluation: CSV, JSON, plots, summary")
     r.add_argument("--out", default="results", help="output directory (created)")

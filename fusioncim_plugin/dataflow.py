@@ -195,8 +195,96 @@ def pow2_upto(lo: int, hi: int) -> list[int]:
     return out + [hi] if hi >= lo else [hi]
 
 
+def lane_group(arch: Arch, f_dim: int, br: int) -> tuple[int, int]:
+    """near_memory OP-CIM: (rows, columns) of the O tile that one pass of all the lanes
+    (N_OP_MACROS x OPCIM_LANES, one O element each) covers. Columns first: a pass covers
+    min(head_dim, lanes) columns, so a V row segment read once is broadcast to every
+    macro, and as many rows as the remaining lanes allow (at least 1, at most the tile).
+    The arch spec's LANE_ROWS / LANE_COLS are the same rule (tests/test_staging.py)."""
+    n = int(arch.var("n_op_macros") * arch.var("opcim_lanes"))
+    cols = min(f_dim, n)
+    return max(1, min(br, n // cols)), cols
+
+
+def staging_banks(arch: Arch, f_dim: int, br: int, bc: int) -> dict[str, tuple[int, int]]:
+    """Block staging SRAMs: {component: (words per bank, bits per word)}. An S word is
+    one key's S column of the Q tile (block-wise online softmax); near_memory OP-CIM: a
+    P word is the lane_group rows' P values of one key, a V word the lane_group
+    columns' V values of one key. A bank holds a KV block of them (two banks each:
+    double-buffered). Only the components the arch has are used."""
+    rows, cols = lane_group(arch, f_dim, br)
+    db = arch.var("data_bits")
+    return {"StagingS": (bc, br * db),  # one S column of the tile per key
+            "StagingP": (bc * math.ceil(br / rows), rows * db),
+            "StagingV": (bc * math.ceil(f_dim / cols), cols * db)}
+
+
+def staged_arch(arch: Arch, wl: Workload, br: int, bc: int) -> Arch:
+    """``arch`` with its block staging stores (StagingS, StagingP, StagingV) sized for a Q
+    tile of ``br`` rows and a KV block of ``bc`` keys of ``wl``: the same StagingSRAM
+    model, with the attributes arch_specs/fusioncim.yaml gives it at BLOCK_Q=br,
+    BLOCK_KV=bc, HEAD_DIM=head_dim (equal to AccelForge's instantiation:
+    tests/test_staging.py). Other arches are returned unchanged."""
+    if not {"StagingS", "StagingP"} & set(arch.components):
+        return arch
+    import dataclasses
+
+    from .arch import ComponentCost
+    from .components.staging_buffer import StagingSRAM
+
+    comps = dict(arch.components)
+    for name, (words, width) in staging_banks(arch, wl.cfg.head_dim, br, bc).items():
+        if name not in comps:
+            continue
+        try:
+            sram = StagingSRAM(tech_node=arch.var("tech_node"), rows=words, width=width,
+                               banks=2, frequency=arch.var("clock_hz"))
+        except ValueError as e:  # outside the CACTI queries: this block does not fit
+            raise SpecError(f"BLOCK_Q={br}, BLOCK_KV={bc}: {e}") from None
+        rd, wr = sram.read(), sram.write()
+        comps[name] = ComponentCost(
+            name=name, actions={"read": rd.energy / width, "write": wr.energy / width},
+            throughput={"read": rd.throughput * width, "write": wr.throughput * width},
+            area=sram.area, leak_power=sram.leak_power)
+    variables = arch.variables | {"block_q": br, "block_kv": bc}
+    return dataclasses.replace(arch, variables=variables, components=comps)
+
+
+def opcim_staging(c: Counts, arch: Arch, rows: np.ndarray, keys: np.ndarray, m: np.ndarray,
+                  f_dim: int, share: np.ndarray | None = None) -> np.ndarray:
+    """near_memory OP-CIM staging traffic of the P and V operands, per Q tile.
+
+    Per key, the softmax unit writes the tile's P column (``rows`` values) into StagingP
+    and the buffer writes the V row (``f_dim`` values) into StagingV: one write per
+    staged element. The lanes then make ceil(rows / lane rows) x ceil(f_dim / lane
+    columns) passes over the O tile; in each pass, per key, one P word (its rows' P
+    values) and one V word (its columns' V values) are read and broadcast to the lanes
+    that use them. So every P element is read once per column pass and every V element
+    once per row pass (``share``: rows that share one V stream, decode replicas hold
+    different keys; default all rows of the tile). Returns, per tile, the cycles the
+    staging ports take: each store writes the next block into one bank while the lanes
+    read the other, so the slower of its reads and writes."""
+    db = arch.var("data_bits")
+    br = int(rows.max())
+    lrows, lcols = lane_group(arch, f_dim, br)
+    share = rows if share is None else share
+    col_passes = math.ceil(f_dim / lcols)
+    row_passes = np.ceil(rows / np.minimum(lrows, share))
+    traffic = {("StagingP", "write", "P"): rows * keys * db,
+               ("StagingP", "read", "P"): col_passes * rows * keys * db,
+               ("StagingV", "write", "V"): f_dim * keys * db,
+               ("StagingV", "read", "V"): row_passes * f_dim * keys * db}
+    cycles = {}
+    for (comp, act, t), bits in traffic.items():
+        c.add(comp, act, t, float((m * bits).sum()))
+        rate = per_cycle(arch, comp, act)
+        c.component_cycles[comp] = c.component_cycles.get(comp, 0.0) + float((m * bits).sum()) / rate
+        cycles[comp] = np.maximum(cycles.get(comp, 0), _cycles(bits, rate))
+    return np.maximum(cycles["StagingP"], cycles["StagingV"])
+
+
 def opcim_pv(c: Counts, arch: Arch, elems: np.ndarray, keys: np.ndarray, m: np.ndarray,
-             bc: int) -> np.ndarray:
+             bc: int, f_dim: int | None = None, share: np.ndarray | None = None) -> np.ndarray:
     """OP-CIM accumulation of PV for O tiles, per the spec's OPCIM_CIRCUIT (one circuit
     sets counts and cycles; components/opcim_macro.py sets their energy and rates).
 
@@ -212,7 +300,9 @@ def opcim_pv(c: Counts, arch: Arch, elems: np.ndarray, keys: np.ndarray, m: np.n
     (OPCIM_MAC) and of the array port (OPCIMArray) to ``c.component_cycles``. Returns,
     per tile, the cycles its accumulation occupies in the pipeline (lanes and port
     overlap: the shadow register lets a block's write-back run beside the next MACs);
-    the read-out is not included (the caller adds it after each tile).
+    the read-out is not included (the caller adds it after each tile). near_memory also
+    stages each block's P and V beside the lanes (``opcim_staging``; ``f_dim``: head
+    dim, the O tile's columns, ``share`` as there), whose ports overlap the lanes too.
     """
     acc = arch.var("acc_bits")
     per_block = arch.var("opcim_circuit") == "near_memory"
@@ -228,7 +318,10 @@ def opcim_pv(c: Counts, arch: Arch, elems: np.ndarray, keys: np.ndarray, m: np.n
     c.component_cycles["OPCIM_MAC"] = c.component_cycles.get("OPCIM_MAC", 0.0) + macs / mac
     c.component_cycles["OPCIMArray"] = (c.component_cycles.get("OPCIMArray", 0.0)
                                         + updates * acc * (1 / rd + 1 / wr))
-    return np.maximum(keys * _cycles(elems, mac), port)
+    stage = np.maximum(keys * _cycles(elems, mac), port)
+    if per_block:
+        stage = np.maximum(stage, opcim_staging(c, arch, elems // f_dim, keys, m, f_dim, share))
+    return stage
 
 
 # --------------------------------------------------------------------------------------
@@ -284,10 +377,23 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None, block_q: int | None = 
     c.add("IPCIM_MAC", "compute", "S", n_kv * rows_x_keys * E)
     # Softmax unit: every executed score element; final 1/l and O * (1/l) per row.
     c.add("SoftmaxUnit", "compute", "P", n_kv * rows_x_keys)
+    # Block-wise online softmax: P of a KV block needs its row max, so the block's S
+    # columns wait in StagingS (written as IP-CIM emits them, read once by the softmax
+    # unit); its two banks take the next block's writes beside this block's reads.
+    s_stage = 0
+    if "StagingS" in arch.components:
+        s_bits = rows * keys * db
+        for act in ("write", "read"):
+            rate = per_cycle(arch, "StagingS", act)
+            c.add("StagingS", act, "S", n_kv * float((m * s_bits).sum()))
+            c.component_cycles["StagingS"] = (c.component_cycles.get("StagingS", 0.0)
+                                              + n_kv * float((m * s_bits).sum()) / rate)
+            s_stage = np.maximum(s_stage, _cycles(s_bits, rate))
     o_rows = normalize(c, wl)
     # OP-CIM: PV accumulates into the O tile per OPCIM_CIRCUIT (opcim_pv); each replica
     # accumulates its share of the keys.
-    op_stage = opcim_pv(c, arch, rep * rows * F, np.ceil(keys / rep), n_kv * m, c.block_kv)
+    op_stage = opcim_pv(c, arch, rep * rows * F, np.ceil(keys / rep), n_kv * m, c.block_kv,
+                        F, share=rows)
     if rep > 1:
         c.add("SoftmaxUnit", "exp", "merge", rep * o_rows)
         c.add("SoftmaxUnit", "multiply", "merge", rep * o_rows * F)
@@ -317,19 +423,41 @@ def qo_stationary(arch: Arch, wl: Workload, rescale=None, block_q: int | None = 
     wr = per_cycle(arch, "IPCIMArray", "write")
     rd = per_cycle(arch, "OPCIMArray", "read")
     rs = per_cycle(arch, "OPCIMArray", "rescale")
-    tile = (np.maximum(np.ceil(keys / rep) * np.maximum(_cycles(cap * E, ip), _cycles(rows, sm)),
-                       op_stage)
+    tile = (np.maximum(np.maximum(np.ceil(keys / rep) * np.maximum(_cycles(cap * E, ip),
+                                                                   _cycles(rows, sm)),
+                                  op_stage), s_stage)
             + _cycles(rep * rows * E * db, wr) + _cycles(rep * rows * F * acc, rd)
             + passes * _cycles(br * F, rs) + (_cycles(rep * rows * F, sm) if rep > 1 else 0))
     c.compute_cycles = float(n_kv * (m * tile).sum())
     return c
 
 
+def max_block_kv(arch: Arch, wl: Workload, br: int) -> int:
+    """Largest KV block the QO-stationary dataflow can stage at a Q tile of ``br`` rows:
+    the sequence; the global buffer must hold one block of K and V of a head; each
+    staging bank (S, and with near_memory OP-CIM P and V) must lie within the CACTI
+    queries of energy_tables/staging_buffer.yaml (StagingSRAM's range)."""
+    e, db = wl.cfg.head_dim, arch.var("data_bits")
+    hi = min(wl.seq_len, arch.var("glb_bytes") * 8 // (2 * e * db))
+    staged = {n: b for n, b in staging_banks(arch, e, br, 1).items() if n in arch.components}
+    if staged:
+        from .tables import load_table
+
+        max_words = max(r["rows"] for r in load_table("staging_buffer").cacti_queries)
+        for words, _ in staged.values():
+            hi = min(hi, max_words // words)
+    return max(1, int(hi))
+
+
 def qo_space(arch: Arch, wl: Workload) -> dict[str, list]:
     """Free parameters of the QO-stationary dataflow: the Q tile (up to the arrays'
-    capacity) and the KV block (32, 64 or 128 keys), which sets how often O is rescaled
-    and, for near-memory OP-CIM, written back."""
-    return {"block_q": pow2_upto(16, q_tile_rows(arch, wl)), "block_kv": [32, 64, 128]}
+    capacity) and the KV block (16, 32, 64, ... keys up to ``max_block_kv``, plus that
+    limit), which sets how often O is rescaled and, for near-memory OP-CIM, written back
+    and how large the staging stores are (their energy per bit, area and leakage grow
+    with the block, so the search trades them off)."""
+    bq = pow2_upto(16, q_tile_rows(arch, wl))
+    return {"block_q": bq,
+            "block_kv": sorted({b for q in bq for b in pow2_upto(16, max_block_kv(arch, wl, q))})}
 
 
 # --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import itertools
 from pydantic import BaseModel
 
 from .arch import Arch, SpecError, load_arch
-from .dataflow import Counts, weight_stationary_linear
+from .dataflow import Counts, staged_arch, weight_stationary_linear
 from .designs import get_design
 from .workload import Workload
 
@@ -69,7 +69,9 @@ class Result(BaseModel):
 # online-softmax rescale and leakage.
 CATEGORY = {"DRAM": "DRAM", "GlobalBuffer": "buffer", "IPCIMArray": "IP-CIM write",
             "IPCIM_MAC": "IP-CIM compute", "SoftmaxUnit": "softmax",
-            "OPCIMArray": "OP-CIM array", "OPCIM_MAC": "OP-CIM compute"}
+            "OPCIMArray": "OP-CIM array", "OPCIM_MAC": "OP-CIM compute",
+            "StagingP": "OP-CIM staging", "StagingV": "OP-CIM staging",
+            "StagingS": "score staging"}
 
 
 CATEGORIES = (*dict.fromkeys(CATEGORY.values()), "rescale", "leakage")
@@ -250,9 +252,13 @@ def search(d, hw: Arch, wl: Workload, order: str | None, metric: str, fixed: dic
 
     def run(params, order):
         bc = int(params.get("block_kv", hw.var("block_kv")))
-        counts = d.dataflow(hw, wl, _rescale_callback(order, wl, bc, gran, traces),
-                            **dict(d.options), **params)
-        return (counts, *_cost(hw, counts, wl.attention_macs()))
+        rescale = _rescale_callback(order, wl, bc, gran, traces)
+        counts = d.dataflow(hw, wl, rescale, **dict(d.options), **params)
+        # stores sized by the blocks (near_memory OP-CIM staging) priced at this point's
+        hw_p = staged_arch(hw, wl, counts.block_q, counts.block_kv)
+        if hw_p is not hw:
+            counts = d.dataflow(hw_p, wl, rescale, **dict(d.options), **params)
+        return (counts, *_cost(hw_p, counts, wl.attention_macs()))
 
     # Rescales only add energy and time, so a candidate's cost without them bounds its
     # cost with them from below: evaluate the candidates in that order and stop once the
@@ -313,6 +319,7 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
     check_size(d, hw, wl, order)
     fixed = {p: int(hw.var(p.lower())) for k, p in FIXING.items() if k in ov}
     counts, attn, breakdown, bounds = search(d, hw, wl, order, metric, fixed, traces)
+    hw = staged_arch(hw, wl, counts.block_q, counts.block_kv)  # its staging at the chosen blocks
     # The projections and FFN run on the design's own chip: weight-stationary on its
     # IP-CIM macros (FusionCIM's OP-CIM macros idle), the whole chip leaking meanwhile.
     lin, _, _ = _cost(hw, weight_stationary_linear(hw, wl), wl.linear_macs())

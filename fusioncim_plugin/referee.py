@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass, field
 
 from .arch import MAPPING_DIR, Arch, SpecError, arch_path, load_arch
+from .dataflow import staged_arch
 from .workload import Workload
 
 Key = tuple[str, str, str]  # (component, action, tensor); compute actions: tensor = Einsum
@@ -74,10 +75,17 @@ def looptree_data(design: str, arch: Arch, wl: Workload, ours) -> dict:
 
     if get_design(design).mapping == "unfused_kv_stationary" and getattr(ours, "block_kv", 0):
         block_k = ours.block_kv  # the unfused design's "KV block" is its array load
+    from .dataflow import lane_group
+
+    bq = min(ours.block_q, wl.seq_len)
+    lane_rows, lane_cols = lane_group(arch, wl.cfg.head_dim, bq) if arch.var("n_op_macros") \
+        else (1, 1)
     return {
-        "BLOCK_Q": min(ours.block_q, wl.seq_len),  # Q tile rows / unfused row block
+        "BLOCK_Q": bq,  # Q tile rows / unfused row block
         "BLOCK_KV": bkv,  # keys per KV block
         "BLOCK_K": block_k,
+        "LANE_ROWS": lane_rows,  # near_memory OP-CIM: O rows x columns of one lane pass
+        "LANE_COLS": lane_cols,
     }
 
 
@@ -298,6 +306,10 @@ def pipeline_latency(design: str, arch: Arch, wl: Workload, lat: dict, ours: dic
     readout = o_elems * arch.var("acc_bits") / arch.components["OPCIMArray"].throughput["read"]
     stages = max(lat.get("IPCIM_MAC", 0.0), lat.get("SoftmaxUnit", 0.0),
                  lat.get("OPCIM_MAC", 0.0), lat.get("OPCIMArray", 0.0) - readout)
+    for comp in ("StagingS", "StagingP", "StagingV"):  # double-buffered: reads beside writes
+        if comp in lat:
+            w = component_latency(arch, {k: v for k, v in ours.items() if k[1] == "write"}, comp)
+            stages = max(stages, lat[comp] - w, w)
     q_write = component_latency(arch, {k: v for k, v in ours.items() if k[1] == "write"},
                                 "IPCIMArray")
     return stages + q_write + readout
@@ -346,6 +358,7 @@ def referee(design: str, wl: Workload, overrides: dict | None = None,
     ov = dict(d.overrides) | user
     arch = load_arch(d.arch, ov)
     counts = _closed_form(d, arch, wl, user)
+    arch = staged_arch(arch, wl, counts.block_q, counts.block_kv)  # staging at the chosen blocks
     spill = getattr(counts, "params", {}).get("s_in_dram", 0.0)
     if spill:
         raise NotExpressible(
@@ -450,7 +463,9 @@ def _mix(arch: Arch, streamed: AFRun, frac: float, kv_once: float) -> AFRun:
 # The agreement table
 # --------------------------------------------------------------------------------------
 COMPONENT_ORDER = ("DRAM", "GlobalBuffer", "IPCIMArray", "OPCIMArray", "IPCIM_MAC",
-                   "SoftmaxUnit", "OPCIM_MAC", "InputLatch", "ScorePipe", "OPCIMAccumulator")
+                   "SoftmaxUnit", "OPCIM_MAC", "StagingS", "StagingP", "StagingV", "InputLatch",
+                   "ScorePipe",
+                   "OPCIMAccumulator")
 
 
 def _rel(ours: float, af: float) -> float:

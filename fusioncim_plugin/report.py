@@ -43,27 +43,36 @@ EXTENDED = {"prefill": {"llama3-8b": [16384, 32768, 65536], "llama3-70b": [4096,
             "decode": {"llama3-8b": [4096, 32768, 131072], "llama3-70b": [4096, 32768, 131072]}}
 
 
-CIM_NODES = ("IPCIMArray", "OPCIMArray")  # the CIM macros: arrays + lanes (area_mm2 keys)
+# the CIM macros: arrays + lanes, and the near_memory OP-CIM lanes' staging SRAMs (area_mm2 keys)
+CIM_NODES = ("IPCIMArray", "OPCIMArray", "StagingP", "StagingV")
 
 
 def cim_area_mm2(r: Result) -> float:
-    """Area of ``r``'s CIM macros (bit cells, OP-CIM lanes and rescale multipliers),
-    mm^2; the chip adds the global buffer and the softmax unit (``area_mm2['total']``)."""
+    """Area of ``r``'s CIM macros (bit cells, OP-CIM lanes and rescale multipliers, and
+    the lanes' P/V staging SRAMs), mm^2; the chip adds the global buffer and the softmax
+    unit (``area_mm2['total']``)."""
     return sum(r.area_mm2.get(k, 0.0) for k in CIM_NODES)
 
 
 def iso_area_macros(overrides: dict | None = None, preset: str | None = None,
-                    arch: str | None = None, baseline_arch: str | None = None) -> dict:
+                    arch: str | None = None, baseline_arch: str | None = None,
+                    wl: Workload | None = None, metric: str = "edp") -> dict:
     """Iso-area baselines: the IP-CIM macro count whose CIM area is FusionCIM's (the
-    largest count within it). Returns n_ip_macros, FusionCIM's and the baselines' CIM
-    area (mm^2) and one IP-CIM macro's area."""
+    largest count within it). FusionCIM's staging SRAMs are sized by its blocks: with
+    ``wl``, at the blocks its search picks there (``metric``); without, at the spec's
+    BLOCK_Q / BLOCK_KV. Returns n_ip_macros, FusionCIM's and the baselines' CIM area
+    (mm^2) and one IP-CIM macro's area."""
     from .arch import load_arch
 
     f_spec, b_spec = arch or DESIGNS["fusioncim"].arch, baseline_arch or "ipcim_baseline"
     ov = overrides or {}
     fus = load_arch(f_spec, preset_overrides(preset, f_spec) | ov)
     base = load_arch(b_spec, preset_overrides(preset, b_spec) | ov)
-    f_cim = sum(fus.components[k].area for k in CIM_NODES if k in fus.components) * 1e6
+    if wl is not None:
+        f_cim = cim_area_mm2(evaluate("fusioncim", wl, overrides=ov, metric=metric,
+                                      preset=preset, arch=arch))
+    else:
+        f_cim = sum(fus.components[k].area for k in CIM_NODES if k in fus.components) * 1e6
     per_macro = base.components["IPCIMArray"].area * 1e6 / base.var("n_ip_macros")
     n = max(1, int(f_cim / per_macro * (1 + 1e-9)))
     return {"n_ip_macros": n, "fusioncim_cim_mm2": f_cim, "baseline_cim_mm2": n * per_macro,
@@ -81,7 +90,7 @@ def compare(wl: Workload, overrides: dict | None = None, designs: list[str] | No
     FusionCIM's CIM area (iso_area_macros), searched the same way."""
     from tqdm import tqdm
 
-    iso = iso_area_macros(overrides, preset, arch, baseline_arch) if iso_area else None
+    iso = iso_area_macros(overrides, preset, arch, baseline_arch, wl, metric) if iso_area else None
 
     def run(d):
         ov = overrides
@@ -109,7 +118,7 @@ def format_compare(results: list[Result]) -> str:
     r0 = results[0]
     lines = [f"attention of one layer, {r0.model} {r0.phase}, seq_len {r0.seq_len}, "
              f"batch {r0.batch}; 'x' = design / fusioncim; area: chip and CIM macros "
-             f"(arrays + OP-CIM lanes)", hdr, "-" * len(hdr)]
+             f"(arrays + OP-CIM lanes and staging)", hdr, "-" * len(hdr)]
 
     def ratio(a, b):
         return f"{a / b:7.2f}" if b else "    inf" if a else "   1.00"
@@ -271,7 +280,7 @@ def _sensitivity(preset, metric, L=4096) -> list[str]:
     lines = [f"Sensitivity, LLaMA-3-8B prefill {L}: FusionCIM's energy saving / speedup "
              "over each baseline when one assumption changes (everything else the preset; "
              "E at each design's least-energy blocks, T at its least-latency blocks); "
-             "CIM area = the CIM macros (arrays + OP-CIM lanes):",
+             "CIM area = the CIM macros (arrays + OP-CIM lanes and their staging SRAMs):",
              "", "| setting | " + " | ".join(f"vs {d}: E, T" for d in BASELINES)
              + " | FusionCIM E (J) | FusionCIM T (s) | CIM area (mm^2): FusionCIM, baselines |",
              "|---|" + "---|" * (len(BASELINES) + 3)]
@@ -287,7 +296,7 @@ def _sensitivity(preset, metric, L=4096) -> list[str]:
             lanes = f_arch.var("opcim_lanes") * (2 if ov == "lanes-2x" else 1)
             label, ov = f"{label} (OPCIM_LANES={lanes})", {"OPCIM_LANES": lanes}
         elif ov == "iso-area":
-            n = iso_area_macros(None, preset)["n_ip_macros"]
+            n = iso_area_macros(None, preset, wl=wl, metric=metric)["n_ip_macros"]
             label, ov, base_ov = f"{label}: N_IP_MACROS={n}", {}, {"N_IP_MACROS": n}
         try:  # (at metric, energy-optimal, latency-optimal) per design, as reproduce
             rs = {d: optima(d, wl, metric, overrides=ov if d == "fusioncim" or base_ov is None

@@ -23,7 +23,8 @@ from fusioncim_plugin.components import (
 from fusioncim_plugin.tables import TableError, load_table
 
 PJ = 1e-12
-TABLE_NAMES = ["ipcim_macro", "opcim_macro", "softmax_unit", "global_buffer", "dram"]
+TABLE_NAMES = ["ipcim_macro", "opcim_macro", "softmax_unit", "global_buffer", "dram",
+               "staging_buffer"]
 # Horowitz ISSCC 2014 is 45 nm; hwcomponents' Stillmaker-Baas factor to 28 nm.
 H45_TO_28 = tech_node_energy(28e-9, 45e-9)
 
@@ -44,7 +45,9 @@ def test_every_table_loads_and_every_value_is_sourced(name):
                "ipcim_macro": {"rows", "cols", "read_pj_per_bit", "write_pj_per_bit",
                                "leak_w_per_bit"},
                "opcim_macro": {"rows", "cols", "read_pj_per_bit", "write_pj_per_bit",
-                               "periphery_pj_per_bit", "leak_w_per_bit"}}
+                               "periphery_pj_per_bit", "leak_w_per_bit"},
+               "staging_buffer": {"rows", "width", "read_pj_per_bit", "write_pj_per_bit",
+                                  "area_mm2", "leak_power_w", "cycle_time_ns"}}
     for row in t.cacti_queries:  # model query results: the description names the tool
         assert set(row) == columns[name]
     for section in (t.reference_point, t.entries):

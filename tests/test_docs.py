@@ -124,8 +124,8 @@ def test_readme_iso_area_figures_are_current():
                 f"over `{d}`" for d in BASELINES]
 
     for quoted in ratios(False) + ratios(True) + [
-            f"({iso_area_macros()['n_ip_macros']} IP-CIM macros, "
-            f"{iso_area_macros()['baseline_cim_mm2']:.2f} mm^2)"]:
+            f"({iso_area_macros(wl=wl)['n_ip_macros']} IP-CIM macros, "
+            f"{iso_area_macros(wl=wl)['baseline_cim_mm2']:.2f} mm^2)"]:
         assert quoted in text, f"update README.md 'Same macro count or same area': '{quoted}'"
 
 

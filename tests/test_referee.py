@@ -334,6 +334,8 @@ def test_paper_preset_at_4k_agrees():
 def test_referee_names_the_buffer_when_the_looptree_does_not_fit(capsys):
     from fusioncim_plugin.cli import main
 
-    assert main(["referee", "--seq-len", "256", "--set", "GLB_BYTES=40000"]) == 2
+    # a 128-key block (fixed: the search alone picks a smaller one that fits)
+    assert main(["referee", "--seq-len", "256", "--set", "GLB_BYTES=40000",
+                 "--set", "BLOCK_KV=128"]) == 2
     err = capsys.readouterr().err
     assert "GLB_BYTES=40000" in err and "--set GLB_BYTES" in err and err.count("\n") == 1

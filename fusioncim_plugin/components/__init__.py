@@ -10,5 +10,6 @@ from fusioncim_plugin.components.global_buffer import GlobalBufferSRAM
 from fusioncim_plugin.components.ipcim_macro import IPCIMMacro
 from fusioncim_plugin.components.opcim_macro import OPCIMMacro
 from fusioncim_plugin.components.softmax_unit import SoftmaxUnit
+from fusioncim_plugin.components.staging_buffer import StagingSRAM
 
-__all__ = ["IPCIMMacro", "OPCIMMacro", "SoftmaxUnit", "GlobalBufferSRAM", "DRAM"]
+__all__ = ["IPCIMMacro", "OPCIMMacro", "SoftmaxUnit", "GlobalBufferSRAM", "DRAM", "StagingSRAM"]
