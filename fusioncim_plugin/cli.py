@@ -21,7 +21,7 @@ import sys
 from pydantic import ValidationError
 
 
-SUBCOMMAND_MODULES = [".softmax.cli", ".sweep", ".referee"]
+SUBCOMMAND_MODULES = [".softmax.cli", ".sweep", ".referee", ".linear_referee"]
 
 
 def _overrides(items: list[str]) -> dict:

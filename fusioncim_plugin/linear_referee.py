@@ -200,6 +200,9 @@ def linear_referee(design: str, wl: Workload, matrix: str,
 
     d = get_design(design)
     arch = load_arch(d.arch, dict(d.overrides) | dict(overrides or {}))
+    if matrix not in wl.linear_weights():
+        raise ValueError(f"matrix: {matrix!r} is not a weight matrix of the layer; allowed: "
+                         f"{', '.join(wl.linear_weights())}")
     din, dout = wl.linear_weights()[matrix]
     counts = weight_stationary_linear(arch, wl, {matrix: (din, dout)})
     t = counts.params[matrix]
@@ -232,3 +235,73 @@ def linear_referee(design: str, wl: Workload, matrix: str,
                          ours=ours, corrected=corrected, applied=applied, af=af,
                          ours_cycles=counts.compute_cycles,
                          fill=fill_factors(arch, t, din, dout), looptree=looptree)
+
+
+# --------------------------------------------------------------------------------------
+# CLI: fusioncim referee-linear
+# --------------------------------------------------------------------------------------
+def format_table(r: LinearReferee) -> str:
+    from .referee import _rel
+
+    t = r.tiling
+    lines = [f"AccelForge referee: {r.design}'s linear layer {r.matrix} ({r.looptree['D_IN']} x "
+             f"{r.looptree['D_OUT']}), {r.looptree['TOKENS']} tokens, on its own arch",
+             f"closed form's tiling: r = {t['r']} x {t['stacks']} stacks, {t['passes']} row "
+             f"passes, {t['col_tiles']} column tiles of {t['cols']}, {t['token_blocks']} token "
+             f"block(s), " + (f"partial sums of {t['group']} column tile(s) resident"
+                              if t["group"] else "inputs resident"),
+             "ours = the closed form after the named corrections; AF = "
+             "accelforge.model.main.evaluate_mapping on mappings/weight_stationary_linear.yaml",
+             "",
+             f"{'component':<14}{'count ours':>12}{'count AF':>12}{'energy ours':>13}"
+             f"{'energy AF':>13}{'latency ours':>14}{'latency AF':>13}{'rel':>9}",
+             f"{'':<14}{'[bit|MAC]':>12}{'[bit|MAC]':>12}{'[J]':>13}{'[J]':>13}{'[s]':>14}"
+             f"{'[s]':>13}"]
+    free = free_levels(r.arch)
+    for comp in sorted({k[0] for k in set(r.corrected) | set(r.af.actions)} - free):
+        n_o = sum(v for k, v in r.corrected.items() if k[0] == comp)
+        n_a = sum(v for k, v in r.af.actions.items() if k[0] == comp)
+        e_o = sum(v * r.arch.energy(k[0], k[1]) for k, v in r.corrected.items() if k[0] == comp)
+        e_a = sum(v for k, v in r.af.energy.items() if k[0] == comp)
+        t_o = component_latency(r.arch, r.corrected, comp)
+        t_a = r.af.latency.get(comp, 0.0)
+        lines.append(f"{comp:<14}{n_o:>12.4e}{n_a:>12.4e}{e_o:>13.4e}{e_a:>13.4e}"
+                     f"{t_o:>14.4e}{t_a:>13.4e}{_rel(e_o, e_a):>+9.1e}")
+    f = r.fill
+    lines += ["", f"latency: closed form {r.ours_latency():.4e} s = AccelForge's IPCIM_MAC x "
+              f"tile_fill ({f['idle']:.4f} idle x {f['cols']:.4f} columns x {f['rows']:.4f} "
+              f"rows) + its weight writes (serial_weight_writes): {r.af_latency_corrected():.4e} s",
+              f"leakage: AccelForge {r.af.leak_energy:.4e} J = the chip's {r.arch.leak_power * 1e3:.2f} "
+              f"mW x its {r.af.total_latency:.4e} s"]
+    res = r.residuals()
+    lines.append("after the named corrections: " + (
+        "every count, energy and component latency agrees with AccelForge" if not res
+        else f"{len(res)} DISAGREEMENT(S):"))
+    lines += [f"  {x}" for x in res]
+    used = sorted({n for ns in r.applied.values() for n in ns})
+    lines += ["", "corrections:"] + [f"  {c.name}: {c.reason}" for c in CORRECTIONS
+                                     if c.name in used]
+    lines += [f"  {k}: {v}" for k, v in LATENCY_CORRECTIONS.items()]
+    return "\n".join(lines)
+
+
+def cmd_referee_linear(a) -> int:
+    from .cli import _overrides
+
+    wl = Workload(model=a.model, phase="prefill", seq_len=a.seq_len, causal=False)
+    r = linear_referee(a.design, wl, a.matrix, _overrides(a.set))
+    print(format_table(r))
+    return 1 if r.residuals() else 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "referee-linear", help="one linear-layer matrix: closed form vs AccelForge's model "
+                               "of its weight-stationary LoopTree, per component")
+    p.add_argument("--design", default="fusioncim")
+    p.add_argument("--model", default="llama3-8b")
+    p.add_argument("--seq-len", default="4096", help="tokens through the layer")
+    p.add_argument("--matrix", default="Wq", help="Wq | Wk | Wv | Wo | W_gate | W_up | W_down")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="override an arch-spec variable (repeatable)")
+    p.set_defaults(func=cmd_referee_linear)

@@ -80,3 +80,17 @@ def test_accelforge_charges_the_whole_fusioncim_chip_leakage():
     op = chip.components["OPCIMArray"].leak_power
     assert op > 0.5 * chip.leak_power
     assert r.af.leak_energy == pytest.approx(chip.leak_power * r.af.total_latency, rel=1e-6)
+
+
+def test_referee_linear_command(capsys):
+    from fusioncim_plugin.cli import main
+
+    assert main(["referee-linear", "--design", "dcim", "--matrix", "Wk", "--seq-len", "256",
+                 "--set", "N_IP_MACROS=59"]) == 0
+    out = capsys.readouterr().out
+    assert "every count, energy and component latency agrees with AccelForge" in out
+    # the closed form's choice: r = 4 x 13 stacks (52 of 59 macros), 5 column tiles of 208
+    assert "r = 4 x 13 stacks, 8 row passes, 5 column tiles of 208" in out
+    assert f"({59 / 52:.4f} idle x {5 * 208 / 1024:.4f} columns x 1.0000 rows)" in out
+    assert main(["referee-linear", "--matrix", "Wx", "--seq-len", "256"]) == 2
+    assert "matrix: 'Wx' is not a weight matrix of the layer; allowed: Wq," in capsys.readouterr().err
