@@ -464,59 +464,93 @@ def qo_space(arch: Arch, wl: Workload) -> dict[str, list]:
 # The rest of the layer (Q/K/V/O projections, SwiGLU FFN): weight-stationary on the
 # design's own IP-CIM macros (mappings/weight_stationary_linear.yaml)
 # --------------------------------------------------------------------------------------
-def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int) -> dict:
+def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int,
+                   stacks: int | None = None, group: int = 0) -> dict:
     """Counts and cycles of one weight matrix when ``r`` of the ``n_ip_macros`` macros
     are stacked along din (their column outputs summed by the inter-macro adder tree)
-    and ``n_ip_macros // r`` such stacks span dout; the remainder idles. Bits for memory
-    traffic, adds for the adder tree, clock cycles for ``cycles``.
+    and ``stacks`` such stacks (default and at most ``n_ip_macros // r``) span dout; the
+    other macros idle. Bits for memory traffic, adds for the adder tree, clock cycles
+    for ``cycles``.
 
-    Loop nest (outer to inner): token blocks, column tiles of ``cols`` outputs, row
-    passes of ``r x macro_rows`` inputs (the weight tile written into the arrays), the
-    block's tokens one by one, each broadcast bit-serially (``data_bits`` cycles, however
-    many rows and columns of the tile are filled). So the compute takes passes x column
-    tiles x T x data_bits cycles, plus the weight writes: the macros in use take one
-    ``macro_cols``-bit row per cycle each, in parallel, so a column tile's weights take
-    the rows of its fullest macro (macro_rows per pass, fewer in a partial last pass)."""
+    Two schedules (mappings/weight_stationary_linear.yaml, outer to inner):
+      * ``group = 0`` (inputs resident): token blocks; the block's inputs stay in the
+        buffer; column tiles of ``cols`` outputs, whose partial sums stay in the buffer
+        across the row passes;
+      * ``group = g`` (partial sums resident): groups of g column tiles; token blocks
+        whose partial sums for the group's columns stay in the buffer; row passes, each
+        bringing the block's input slice into the buffer (from DRAM once per group);
+        the group's column tiles.
+    Innermost: row passes of ``r x macro_rows`` inputs (the weight tile written into
+    the arrays), the block's tokens one by one, each broadcast bit-serially
+    (``data_bits`` cycles, however many rows and columns of the tile are filled). So the
+    compute takes passes x column tiles x T x data_bits cycles, plus the weight writes:
+    the macros in use take one ``macro_cols``-bit row per cycle each, in parallel, so a
+    column tile's weights take the rows of its fullest macro (macro_rows per pass, fewer
+    in a partial last pass). The weights are fetched once per token block."""
     db, acc = arch.var("data_bits"), arch.var("acc_bits")
     rows, mcols, glb = arch.var("macro_rows"), arch.var("macro_cols"), arch.var("glb_bytes") * 8
-    stacks = max(1, arch.var("n_ip_macros") // r)
+    stacks = min(stacks or arch.var("n_ip_macros"), arch.var("n_ip_macros") // r)
     cols = stacks * mcols // db
     passes = math.ceil(din / (r * rows))  # row passes whose partial sums meet in the buffer
     col_tiles = math.ceil(dout / cols)
-    # When a column tile's partial sums for all tokens exceed the buffer, the tokens run
-    # in blocks that fit and the weights are fetched once per block.
-    blocks = math.ceil(T * min(dout, cols) * acc / glb) if passes > 1 else 1
+    # Token blocks: what the schedule keeps per token (inputs and one column tile's
+    # partial sums, or an input slice and a column group's partial sums) beside the
+    # weight tile on its way to the arrays must fit the buffer.
+    w_tile = min(din, r * rows) * min(dout, cols) * db
+    psum_bits = acc if passes > 1 else db
+    if group:
+        group = min(group, col_tiles)
+        per_token = min(dout, group * cols) * psum_bits + min(din, r * rows) * db
+        x_fills = math.ceil(col_tiles / group)  # the inputs come from DRAM once per group
+    else:
+        per_token = din * db + (min(dout, cols) * acc if passes > 1 else 0)
+        x_fills = 1
+    fit = (glb - w_tile) // per_token
+    if fit < 1:
+        raise SpecError(f"GLB_BYTES = {glb // 8}: the global buffer must hold one token's "
+                        f"input (slice) and partial sums ({per_token // 8} B) beside a "
+                        f"weight tile ({w_tile // 8} B) for the linear layers; set --set "
+                        f"GLB_BYTES={(per_token + w_tile) // 8} or more")
+    blocks = math.ceil(T / fit)
     w_bits = din * dout * db * blocks
     # rows one macro of the stack receives per column tile: a full pass fills all
     # macro_rows of each macro, the last pass min(macro_rows, its rows)
     write_rows = (passes - 1) * rows + min(rows, din - (passes - 1) * r * rows)
-    return {"r": r, "col_tiles": col_tiles, "token_blocks": blocks, "passes": passes,
-            "cols": cols,
+    return {"r": r, "stacks": stacks, "group": group, "col_tiles": col_tiles,
+            "token_blocks": blocks, "passes": passes, "cols": cols,
             "psum": (passes - 1) * T * dout * acc,  # written, and read back, once each
+            "x_fill": T * din * db * x_fills,  # DRAM -> buffer
             "x_reads": T * din * db * col_tiles,
             "adds": (min(r, math.ceil(din / rows)) - 1) * passes * T * dout,
             "w_bits": w_bits,
             "cycles": passes * col_tiles * T * db + blocks * col_tiles * write_rows}
 
 
-def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
+_LINEAR_CHOICE: dict = {}  # (arch scalars, energies, shape) -> the chosen (r, stacks, group)
+
+
+def weight_stationary_linear(arch: Arch, wl: Workload, weights: dict | None = None) -> Counts:
     """Linear layers on the design's own IP-CIM macros in the usual weight-stationary
     CIM mode (what runs where: README "Linear layers"; the whole chip leaks meanwhile).
 
     Per weight matrix (din x dout): the weights are written into the arrays tile by
     tile and every token streams through each tile. A macro holds ``macro_rows`` input
     rows x ``macro_cols / data_bits`` output columns; ``r`` macros stacked along din add
-    their partial sums in an inter-macro adder tree (``IPCIM_MAC.reduce``), the other
-    ``n_ip_macros // r`` stacks span more output columns. The input activations are read
-    from the buffer once per column tile. Across the ``ceil(din / (r * macro_rows))`` row
-    passes the partial sums (ACC_BITS) go through the global buffer: written after every
-    pass but the last, read back before every one but the first. When a column tile's
-    partial sums for all tokens exceed the buffer, the tokens run in blocks that fit and
-    the weights are fetched (DRAM, buffer, array write) once per token block. ``r`` (1 ..
-    ``n_ip_macros``) is the one with the least energy for that matrix, the chip's
-    leakage over its cycles (``_linear_tiling``) included; no divisor restriction, so the
-    cost does not jump at a prime macro count. Activations come from / go to DRAM once.
-    The Einsums are those of workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y).
+    their partial sums in an inter-macro adder tree (``IPCIM_MAC.reduce``), and
+    ``stacks <= n_ip_macros // r`` such stacks span more output columns. The input
+    activations are read from the buffer once per column tile. Across the
+    ``ceil(din / (r * macro_rows))`` row passes the partial sums (ACC_BITS) go through the
+    global buffer: written after every pass but the last, read back before every one but
+    the first. The tokens run in blocks that fit the buffer (with their inputs resident,
+    or with a group of column tiles' partial sums resident and the inputs re-read from
+    DRAM per group: ``_linear_tiling``), and the weights are fetched (DRAM, buffer, array
+    write) once per token block. ``(r, stacks, schedule)`` is the choice with the least
+    energy for that matrix, the chip's leakage over its cycles included (fewer stacks:
+    fewer partial sums per token, larger token blocks); no divisor restriction, so the
+    cost does not jump at a prime macro count, and one more macro never costs more than
+    its leakage. The outputs go to DRAM once.
+    The Einsums are those of workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y);
+    ``weights``: {name: (din, dout)} to cost only those (default: the layer's).
     """
     c = Counts()
     db = arch.var("data_bits")
@@ -529,24 +563,57 @@ def weight_stationary_linear(arch: Arch, wl: Workload) -> Counts:
 
     def energy(t: dict) -> float:
         return (t["psum"] * (e_rd + e_wr) + t["x_reads"] * e_rd + t["adds"] * e_add
+                + t["x_fill"] * (e_dram + e_wr)
                 + t["w_bits"] * (e_dram + e_rd + e_wr + e_aw) + t["cycles"] * e_cycle)
 
-    for name, (din, dout) in wl.linear_weights().items():
-        t = min((_linear_tiling(arch, T, din, dout, r) for r in range(1, m + 1)),
-                key=energy)
-        c.notes.append(f"{name}: {t['r']} macros along the input rows, "
-                       f"{t['token_blocks']} token block(s)")
-        c.params[name] = {k: t[k] for k in ("r", "cols", "passes", "col_tiles", "token_blocks")}
+    def candidates(dout: int):
+        """Every (r, stacks); inputs resident, or partial sums of 1, 2, 4, ... column
+        tiles (all of them last) resident."""
+        for r in range(1, m + 1):
+            for s in range(1, m // r + 1):
+                yield r, s, 0
+                g, tiles = 1, math.ceil(dout / (s * arch.var("macro_cols") // db))
+                while g < tiles:
+                    yield r, s, g
+                    g *= 2
+                yield r, s, tiles
+
+    def best(din: int, dout: int) -> tuple:
+        key = (m, arch.var("macro_rows"), arch.var("macro_cols"), db, arch.var("acc_bits"),
+               arch.var("glb_bytes"), e_rd, e_wr, e_add, e_dram, e_aw, e_cycle, T, din, dout)
+        if key not in _LINEAR_CHOICE:
+            fits = []
+            for r, s, g in candidates(dout):
+                try:
+                    fits.append(_linear_tiling(arch, T, din, dout, r, s, g))
+                except SpecError:  # this tile does not fit the buffer; smaller ones may
+                    pass
+            if not fits:
+                _linear_tiling(arch, T, din, dout, 1, 1, 1)  # the smallest tile: its error
+            t = min(fits, key=energy)
+            if len(_LINEAR_CHOICE) > 4096:
+                _LINEAR_CHOICE.clear()
+            _LINEAR_CHOICE[key] = (t["r"], t["stacks"], t["group"])
+        return _LINEAR_CHOICE[key]
+
+    for name, (din, dout) in (weights or wl.linear_weights()).items():
+        t = _linear_tiling(arch, T, din, dout, *best(din, dout))
+        c.notes.append(f"{name}: {t['r']} macros along the input rows x {t['stacks']} "
+                       f"along the outputs, {t['token_blocks']} token block(s), "
+                       + (f"partial sums of {t['group']} column tile(s) resident"
+                          if t["group"] else "inputs resident"))
+        c.params[name] = {k: t[k] for k in ("r", "stacks", "group", "cols", "passes",
+                                            "col_tiles", "token_blocks")}
         w_bits = t["w_bits"]
         c.add("GlobalBuffer", "write", f"{name}_psum", t["psum"])
         c.add("GlobalBuffer", "read", f"{name}_psum", t["psum"])
         c.add("IPCIM_MAC", "reduce", f"{name}_psum", t["adds"])
         c.add("DRAM", "read", name, w_bits)
-        c.add("DRAM", "read", "X", T * din * db)
+        c.add("DRAM", "read", "X", t["x_fill"])
         c.add("DRAM", "write", "Y", T * dout * db)
         c.add("GlobalBuffer", "write", name, w_bits)
         c.add("GlobalBuffer", "read", name, w_bits)
-        c.add("GlobalBuffer", "write", "X", T * din * db)
+        c.add("GlobalBuffer", "write", "X", t["x_fill"])
         c.add("GlobalBuffer", "read", "X", t["x_reads"])
         c.add("GlobalBuffer", "write", "Y", T * dout * db)
         c.add("GlobalBuffer", "read", "Y", T * dout * db)

@@ -144,40 +144,57 @@ def test_linear_partial_sums_by_hand(tokens):
     """Review item 6: the 24 IP-CIM macros of the linear layers cannot hold a 4096-long
     dot product. A 4096 x 4096 projection with the macros side by side (r = 1: 128 input
     rows x 384 output columns per tile) has 32 row passes, so every output passes 31
-    partial sums (16 b) through the buffer, written and read back; at 4096 tokens one
-    column tile's partial sums (4096 x 384 x 16 b = 3 MiB) exceed the 2 MiB buffer, so
-    the tokens run in 2 blocks and the weights are fetched twice. Stacking r = 4 macros
-    along the input rows (an adder tree of 3 adds per output and pass) leaves 8 passes,
-    7 partial sums, and 4096 / 96 -> 43 reads of the input per token."""
+    partial sums (16 b) through the buffer, written and read back. The buffer (2 MiB =
+    16,777,216 b) holds, beside a 128 x 384 weight tile (393,216 b), the inputs and one
+    column tile's partial sums of (16,777,216 - 393,216) // (4096 x 8 + 384 x 16) = 421
+    tokens, so the tokens run in ceil(T / 421) blocks (2 at 512 tokens, 10 at 4096) and
+    the weights are fetched once per block. Stacking r = 4 macros along the input rows
+    (an adder tree of 3 adds per output and pass; 6 stacks, 96 columns, a 512 x 96 weight
+    tile) leaves 8 passes, 7 partial sums, 4096 / 96 -> 43 reads of the input per token
+    and 16,384,000 // (32,768 + 96 x 16) = 477 tokens per block (2 blocks, 9 at 4096)."""
     from fusioncim_plugin.dataflow import _linear_tiling, weight_stationary_linear
 
     hw = load_arch("ipcim_baseline", {"N_IP_MACROS": 24})
     w = 4096 * 4096 * 8
     t1 = _linear_tiling(hw, tokens, 4096, 4096, 1)
     assert t1["psum"] == 31 * tokens * 4096 * 16 and t1["adds"] == 0
-    assert t1["w_bits"] == (2 if tokens == 4096 else 1) * w
+    assert t1["w_bits"] == (10 if tokens == 4096 else 2) * w
     assert t1["x_reads"] == 11 * tokens * 4096 * 8
     t4 = _linear_tiling(hw, tokens, 4096, 4096, 4)
-    assert t4["psum"] == 7 * tokens * 4096 * 16 and t4["w_bits"] == w
+    assert t4["psum"] == 7 * tokens * 4096 * 16
+    assert t4["w_bits"] == (9 if tokens == 4096 else 2) * w
     assert t4["adds"] == 3 * 8 * tokens * 4096
     assert t4["x_reads"] == 43 * tokens * 4096 * 8
-    # the layer takes, per matrix, the stacking with the least energy - here r = 4
+    # The other schedule: r = 4, 6 stacks, the partial sums of 8 column tiles (768
+    # columns) resident: per token 768 x 16 b of partial sums + a 512-row input slice
+    # x 8 b = 16,384 b, so 16,384,000 // 16,384 = 1000 tokens per block (1 block at 512
+    # tokens, 5 at 4096); the inputs come from DRAM once per group, ceil(43 / 8) = 6 times.
+    g8 = _linear_tiling(hw, tokens, 4096, 4096, 4, 6, 8)
+    assert g8["token_blocks"] == (5 if tokens == 4096 else 1)
+    assert g8["w_bits"] == g8["token_blocks"] * 4096 * 4096 * 8
+    assert g8["x_fill"] == 6 * tokens * 4096 * 8 and t4["x_fill"] == tokens * 4096 * 8
+    assert g8["psum"] == t4["psum"] and g8["x_reads"] == t4["x_reads"]
+
+    # the layer takes, per matrix, the tiling with the least energy (leakage included)
     c = weight_stationary_linear(hw, Workload(model="llama3-8b", seq_len=tokens))
-    assert "Wq: 4 macros along the input rows, 1 token block(s)" in c.notes
-    for comp, action, tensor, n in (("GlobalBuffer", "write", "Wq_psum", t4["psum"]),
-                                    ("GlobalBuffer", "read", "Wq_psum", t4["psum"]),
-                                    ("IPCIM_MAC", "reduce", "Wq_psum", t4["adds"]),
-                                    ("DRAM", "read", "Wq", w), ("IPCIMArray", "write", "Wq", w)):
-        assert c.total(comp, action, tensor) == n, (comp, action, tensor)
+    e = hw.energy
 
     def energy(t):
-        e = hw.energy
         return (t["psum"] * (e("GlobalBuffer", "read") + e("GlobalBuffer", "write"))
                 + t["x_reads"] * e("GlobalBuffer", "read") + t["adds"] * e("IPCIM_MAC", "reduce")
+                + t["x_fill"] * (e("DRAM", "read") + e("GlobalBuffer", "write"))
                 + t["w_bits"] * (e("DRAM", "read") + e("GlobalBuffer", "read")
-                                 + e("GlobalBuffer", "write") + e("IPCIMArray", "write")))
-    others = [energy(_linear_tiling(hw, tokens, 4096, 4096, r)) for r in (1, 2, 3, 6, 8, 12, 24)]
-    assert energy(t4) < min(others)
+                                 + e("GlobalBuffer", "write") + e("IPCIMArray", "write"))
+                + t["cycles"] * hw.leak_power / hw.var("clock_hz"))
+    p = c.params["Wq"]
+    chosen = _linear_tiling(hw, tokens, 4096, 4096, p["r"], p["stacks"], p["group"])
+    others = [_linear_tiling(hw, tokens, 4096, 4096, r) for r in (1, 2, 3, 4, 6, 8, 12, 24)]
+    assert energy(chosen) <= min(energy(t) for t in [t1, t4, g8] + others)
+    for comp, action, tensor, n in (("GlobalBuffer", "write", "Wq_psum", chosen["psum"]),
+                                    ("IPCIM_MAC", "reduce", "Wq_psum", chosen["adds"]),
+                                    ("DRAM", "read", "Wq", chosen["w_bits"]),
+                                    ("IPCIMArray", "write", "Wq", chosen["w_bits"])):
+        assert c.total(comp, action, tensor) == n, (comp, action, tensor)
 
 
 # Aladdin 40 nm (hwcomponents-library 1.0.58) areas of a near_memory lane (8x8 multiplier,
@@ -244,24 +261,24 @@ def test_linear_latency_follows_the_tiling_59_macros():
     energy. 59 IP-CIM macros (the iso-area baseline) stacked r = 4 deep: 14 stacks,
     3 macros idle, 14 x 16 = 224 output columns per tile, so a 4096 x 4096 projection
     has ceil(4096 / 224) = 19 column tiles (the last one 64 of 224 full) and
-    4096 / 512 = 8 row passes. At 512 tokens (one token block): 8 x 19 x 512 tokens x
-    8 bit-serial cycles = 622,592 compute cycles, plus 19 column tiles x 8 passes x
+    4096 / 512 = 8 row passes. At 256 tokens (one token block): 8 x 19 x 256 tokens x
+    8 bit-serial cycles = 311,296 compute cycles, plus 19 column tiles x 8 passes x
     128 rows written per macro = 19,456 weight-write cycles. Counting all 59 macros
-    busy (the old rule) gives 4096^2 x 512 / (59 x 256) MACs per cycle = 568,720 plus
+    busy (the old rule) gives 4096^2 x 256 / (59 x 256) MACs per cycle = 284,360 plus
     4096^2 x 8 / (59 x 128) = 17,773: 9.5 % too fast."""
     from fusioncim_plugin.dataflow import _linear_tiling
 
     hw = load_arch("ipcim_baseline", {"N_IP_MACROS": 59})
-    t = _linear_tiling(hw, 512, 4096, 4096, 4)
+    t = _linear_tiling(hw, 256, 4096, 4096, 4)
     assert (t["cols"], t["col_tiles"], t["passes"], t["token_blocks"]) == (224, 19, 8, 1)
-    assert t["cycles"] == 8 * 19 * 512 * 8 + 19 * 8 * 128 == 642_048
-    old = math.ceil(4096**2 * 512 / (59 * 256)) + math.ceil(4096**2 * 8 / (59 * 128))
-    assert old == 568_720 + 17_773 and t["cycles"] > 1.09 * old
+    assert t["cycles"] == 8 * 19 * 256 * 8 + 19 * 8 * 128 == 330_752
+    old = math.ceil(4096**2 * 256 / (59 * 256)) + math.ceil(4096**2 * 8 / (59 * 128))
+    assert old == 284_360 + 17_773 and t["cycles"] > 1.09 * old
     # a partial last pass writes only its rows: din = 4160 on r = 1 -> 33 passes, the
     # last one 64 rows; 59 macros x 16 = 944 columns -> 5 column tiles
-    t = _linear_tiling(hw, 512, 4160, 4096, 1)
-    assert (t["passes"], t["col_tiles"]) == (33, 5)
-    assert t["cycles"] == 33 * 5 * 512 * 8 + 5 * (32 * 128 + 64)
+    t = _linear_tiling(hw, 256, 4160, 4096, 1)
+    assert (t["passes"], t["col_tiles"], t["token_blocks"]) == (33, 5, 1)
+    assert t["cycles"] == 33 * 5 * 256 * 8 + 5 * (32 * 128 + 64)
 
 
 @pytest.mark.parametrize("n_ip", [24, 59])
@@ -269,8 +286,6 @@ def test_linear_layer_cycles_are_the_sum_of_its_matrices(n_ip):
     """The layer's linear compute cycles are the chosen tilings' cycles, matrix by
     matrix, and its latency is at least that (compute) and at least the DRAM / buffer
     port time at the same counts."""
-    import re
-
     from fusioncim_plugin.dataflow import _linear_tiling, weight_stationary_linear
 
     hw = load_arch("ipcim_baseline", {"N_IP_MACROS": n_ip})
@@ -278,9 +293,9 @@ def test_linear_layer_cycles_are_the_sum_of_its_matrices(n_ip):
     c = weight_stationary_linear(hw, wl)
     want = 0
     for name, (din, dout) in wl.linear_weights().items():
-        (note,) = [n for n in c.notes if n.startswith(f"{name}:")]
-        r = int(re.search(r": (\d+) macros", note).group(1))
-        want += _linear_tiling(hw, wl.tokens, din, dout, r)["cycles"]
+        p = c.params[name]
+        want += _linear_tiling(hw, wl.tokens, din, dout, p["r"], p["stacks"],
+                               p["group"])["cycles"]
     assert c.compute_cycles == want
 
 
@@ -309,6 +324,26 @@ def test_linear_layers_leak_the_whole_chip(design):
         assert op > 0.5 * leak  # the idle OP-CIM macros leak too
         ip_only = load_arch("ipcim_baseline", {"N_IP_MACROS": chip.var("n_ip_macros")})
         assert lin_leak > ip_only.leak_power * lin_t + 0.99 * op * lin_t
+
+
+def test_linear_layers_need_one_token_in_the_buffer():
+    """With its inputs resident, the smallest linear tile (r = 1, one 16-column stack)
+    needs, for the 14336-wide FFN down projection, one token's input (14336 B) and its
+    16 partial sums (32 B) beside a 128 x 16 weight tile (2048 B): 16416 B; one byte
+    less is one clear error naming GLB_BYTES and the fix. With partial sums resident a
+    token needs only a 128-row input slice and a column tile's partial sums (160 B), so
+    an 8 KiB buffer still runs the layer: 38 tokens per block."""
+    from fusioncim_plugin.arch import SpecError
+    from fusioncim_plugin.dataflow import _linear_tiling, weight_stationary_linear
+
+    with pytest.raises(SpecError, match=r"GLB_BYTES = 16415: .*set --set GLB_BYTES=16416 or more"):
+        _linear_tiling(load_arch("fusioncim", {"GLB_BYTES": 16415}), 64, 14336, 4096, 1, 1)
+    hw = load_arch("fusioncim", {"GLB_BYTES": 16416})
+    assert _linear_tiling(hw, 64, 14336, 4096, 1, 1)["token_blocks"] == 64
+    hw = load_arch("fusioncim", {"GLB_BYTES": 8192})
+    assert _linear_tiling(hw, 64, 14336, 4096, 1, 1, 1)["token_blocks"] == math.ceil(64 / 38)
+    c = weight_stationary_linear(hw, Workload(model="llama3-8b", seq_len=64))
+    assert all(p["group"] for p in c.params.values())  # only partial sums resident fit
 
 
 def test_residency_note_says_none_re_stream_when_all_stay():
