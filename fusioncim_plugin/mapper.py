@@ -123,7 +123,37 @@ def fusioncim_spec(data: dict, *, arch: str = "fusioncim", overrides: dict | Non
         files.append(Path(mapping))
     spec = af.Spec.from_yaml(*files, jinja_parse_data={**(overrides or {}), **data})
     notes = []
-    return spec, notes
+    return pin_component_models(spec), notes
+
+
+def pin_component_models(spec):
+    """Give AccelForge the hwcomponents models this spec's components name, instead of
+    every installed model: AccelForge costs the components once per Einsum, and each
+    time hwcomponents wraps every installed model to find the one named (about 0.3 s
+    per Einsum here). Uses AccelForge's own ``config.component_models`` with
+    ``use_installed_component_models: false``. The models are the installed ones whose
+    name matches a ``component_class`` exactly as hwcomponents matches it (case-blind),
+    plus any the spec lists itself, so a plugged-in macro (an installed
+    ``hwcomponents_*`` module) is found as before; if a class has no installed model
+    the spec is left as it is, and AccelForge's own error names it."""
+    from hwcomponents.find_models import installed_models
+
+    cfg = spec.config
+    if not cfg.use_installed_component_models:
+        return spec
+    wanted = {str(n.component_class).lower() for n in spec.arch.nodes
+              if getattr(n, "component_class", None)} - {"dummy"}
+
+    def names(m):
+        n = m._component_name()
+        return {x.lower() for x in ([n] if isinstance(n, str) else n)}
+
+    chosen = [m for m in installed_models() if names(m) & wanted]
+    if not wanted <= set().union(*(names(m) for m in chosen)):
+        return spec
+    cfg.component_models = list(cfg.component_models) + chosen
+    cfg.use_installed_component_models = False
+    return spec
 
 
 # --------------------------------------------------------------------------------------
@@ -257,8 +287,8 @@ def af_model(arch_file: Path | str, mapping: Path | str, jinja: dict, *, costed=
            tuple(sorted(jinja.items())))
     if remember and key in _AF_MODEL:
         return _AF_MODEL[key]
-    spec = af.Spec.from_yaml(arch_file, WORKLOAD_DIR / "attention.yaml", mapping,
-                             jinja_parse_data=dict(jinja))
+    spec = pin_component_models(af.Spec.from_yaml(
+        arch_file, WORKLOAD_DIR / "attention.yaml", mapping, jinja_parse_data=dict(jinja)))
     reuse = {} if costed is None else dict(flattened_arches=costed.flattened_arches,
                                            evaluated_specs=costed.evaluated_specs)
     with scratch_dir(), af_jobs(1):

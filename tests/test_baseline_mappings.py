@@ -204,13 +204,16 @@ def test_hybrid_needs_a_score_staging_block(tmp_path):
     """K-stationary IP-CIM produces S row by row, OP-CIM consumes P column by column: the
     hybrid LoopTree stages a BLOCK_Q x BLOCK_KV block of S and P in ScorePipe, which is
     invalid with FusionCIM's ScorePipe (one S and one P column of the tile) - hence
-    fusioncim.yaml sizes ScorePipe for the block when IP_STATIONARY is not Q."""
+    fusioncim.yaml sizes ScorePipe for the block when IP_STATIONARY is not Q. (With
+    near_memory OP-CIM the block's P waits in the costed StagingP and only an S row
+    passes ScorePipe: tests/test_staging.py.)"""
     import accelforge as af
     from accelforge.model.main import InvalidMappingError, evaluate_mapping
 
     d = get_design("hybrid")
     wl = Workload(model="llama3-8b", phase="prefill", seq_len=256, causal=False)
-    data = wl.jinja_parse_data() | dict(d.overrides) | {"BLOCK_Q": 128, "BLOCK_KV": 64}
+    data = wl.jinja_parse_data() | dict(d.overrides) | {"BLOCK_Q": 128, "BLOCK_KV": 64,
+                                                         "OPCIM_CIRCUIT": "in_array"}
     spec = af.Spec.from_yaml(arch_path(d.arch), WORKLOAD_DIR / "attention.yaml",
                              MAPPING_DIR / f"{d.mapping}.yaml", jinja_parse_data=data)
     pipe = spec.arch.find("ScorePipe")

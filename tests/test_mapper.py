@@ -224,3 +224,55 @@ def test_map_explains_the_looptree_it_printed():
     assert float(line[-2]) == pytest.approx(r.hand.latency_s, rel=1e-4)
     assert [k[1] for k in mapper._AF_MODEL] == [str(mapper.MAPPING_DIR.resolve()
                                                     / "qo_stationary.yaml")]
+
+
+# --------------------------------------------------------------------------------------
+# Component models handed to AccelForge (pin_component_models)
+# --------------------------------------------------------------------------------------
+def test_pinned_component_models_cost_exactly_as_all_installed_models():
+    """`map` hands AccelForge only the installed models its components name; AccelForge
+    must cost the hand LoopTree exactly as when it searches every installed model."""
+    import accelforge as af
+    from accelforge.model.main import evaluate_mapping
+
+    from fusioncim_plugin import mapper
+    from fusioncim_plugin.arch import MAPPING_DIR
+
+    data = shape_data(WL, **SMALL) | {"BLOCK_Q": 128, "BLOCK_KV": 32, "LANE_ROWS": 16,
+                                      "LANE_COLS": 128}
+    pinned = mapper.evaluate_looptree(data, MAPPING_DIR / "qo_stationary.yaml",
+                                      remember=False)
+    files = [mapper.arch_path("fusioncim"), mapper.WORKLOAD_DIR / "attention.yaml",
+             MAPPING_DIR / "qo_stationary.yaml"]
+    spec = af.Spec.from_yaml(*files, jinja_parse_data=data)
+    assert spec.config.use_installed_component_models  # AccelForge's default: all of them
+    with mapper.scratch_dir(), mapper.af_jobs(1):
+        everything = mapper._evaluated(evaluate_mapping(spec))
+    assert pinned == everything
+
+
+def test_pinned_component_models_find_a_plugged_macro(monkeypatch):
+    """A macro from an installed hwcomponents_* module (the plug-in example) is among the
+    models handed over; a class no installed model provides leaves AccelForge's default
+    (so its own error names the class)."""
+    import hwcomponents.find_models as fm
+
+    from fusioncim_plugin._data import REPO
+    from fusioncim_plugin.mapper import pin_component_models
+
+    plugin = REPO / "examples" / "my_macro_plugin"
+    monkeypatch.syspath_prepend(str(plugin))
+    monkeypatch.setattr(fm, "_ALL_ESTIMATORS", None)
+    try:
+        spec, _ = fusioncim_spec(shape_data(WL, **SMALL),
+                                 arch=str(plugin / "fusioncim_my_macro.yaml"))
+        classes = {n.component_class.lower() for n in spec.arch.nodes} - {"dummy"}
+        got = {m._component_name().lower() if isinstance(m._component_name(), str) else
+               m._component_name()[0].lower() for m in spec.config.component_models}
+        assert classes <= got and not spec.config.use_installed_component_models
+        spec.arch.nodes[0].component_class = "NoSuchMacro"
+        spec.config.component_models = []
+        spec.config.use_installed_component_models = True
+        assert pin_component_models(spec).config.use_installed_component_models
+    finally:
+        fm._ALL_ESTIMATORS = None

@@ -192,26 +192,35 @@ def _held(nodes, above, out):
     return out
 
 
-@pytest.mark.parametrize("ov", [{}, {"OPCIM_LANES": 8}, {"N_OP_MACROS": 32},
-                                {"OPCIM_CIRCUIT": "in_array"}])
-def test_no_free_level_holds_a_block(ov):
-    """In the QO-stationary LoopTree a Dummy (0 J, 0 mm^2) level holds at most one row or
-    column segment of a tensor (the input latches, the score column): the waiver for
-    true pipeline registers. The only exception is the lane registers
-    (OPCIMAccumulator): one O element per lane, costed in OPCIMMacro's area and compute
-    energy. The block's S (and, near_memory, P and V) sit in the staging SRAMs, which
-    cost energy and area."""
+NEAR = {"S": "StagingS", "V": "StagingV", "P": "StagingP"}
+
+
+@pytest.mark.parametrize("mapping,ov,homes", [
+    ("qo_stationary", {}, NEAR),
+    ("qo_stationary", {"OPCIM_LANES": 8}, NEAR),
+    ("qo_stationary", {"N_OP_MACROS": 32}, NEAR),
+    ("qo_stationary", {"OPCIM_CIRCUIT": "in_array"}, {"S": "StagingS"}),
+    # the hybrid ablation (K-stationary IP-CIM): S passes row by row, P and V wait
+    ("hybrid_k_stationary", {"IP_STATIONARY": "K"},
+     {"K": "IPCIMArray", "V": "StagingV", "P": "StagingP"}),
+])
+def test_no_free_level_holds_a_block(mapping, ov, homes):
+    """In the near_memory LoopTrees (and QO-stationary's in_array one) a Dummy (0 J,
+    0 mm^2) level holds at most one row or column segment of a tensor (the input
+    latches, the score pipeline): the waiver for true pipeline registers. The only
+    exception is the lane registers (OPCIMAccumulator): one O element per lane, costed
+    in OPCIMMacro's area and compute energy. What a KV block needs held sits in the
+    staging SRAMs (or the arrays), which cost energy and area."""
     a = load_arch("fusioncim", ov)
-    bq, bc = 128, 256
+    bq, bc = 128, 128
     rows, cols = lane_group(a, 128, bq)
-    text = jinja2.Template((MAPPING_DIR / "qo_stationary.yaml").read_text()).render(
+    text = jinja2.Template((MAPPING_DIR / f"{mapping}.yaml").read_text()).render(
         BLOCK_Q=bq, BLOCK_KV=bc, LANE_ROWS=rows, LANE_COLS=cols, **ov)
     held = _held(_nodes(text), {}, [])
     free = free_levels(a)
     assert {"InputLatch", "ScorePipe"} <= free
-    near = a.var("opcim_circuit") == "near_memory"
-    staging = ("StagingS", "StagingP", "StagingV") if near else ("StagingS",)
-    assert not free & set(staging) and set(staging) <= set(a.components)
+    staging = {c for c in homes.values() if c.startswith("Staging")}
+    assert not free & staging and staging <= set(a.components)
     for comp, t, ext in held:
         if comp not in free:
             continue
@@ -219,9 +228,8 @@ def test_no_free_level_holds_a_block(ov):
             assert math.prod(ext.values()) <= a.var("n_op_macros") * a.var("opcim_lanes")
             continue
         assert sum(1 for x in ext.values() if x > 1) <= 1, (comp, t, ext)  # a row / column
-    homes = {t: comp for comp, t, ext in held if ext.get("p") == bc}
-    assert homes == ({"S": "StagingS", "V": "StagingV", "P": "StagingP"} if near
-                     else {"S": "StagingS"})
+    assert {t: comp for comp, t, ext in held if ext.get("p") == bc and comp not in free} \
+        == homes
     s = staged_arch(a, WL, bq, bc)
     for n in staging:
         c = s.components[n]
