@@ -465,7 +465,7 @@ def qo_space(arch: Arch, wl: Workload) -> dict[str, list]:
 # design's own IP-CIM macros (mappings/weight_stationary_linear.yaml)
 # --------------------------------------------------------------------------------------
 def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int,
-                   stacks: int | None = None, group: int = 0) -> dict:
+                   stacks: int | None = None, group: int = 0, macros: int | None = None) -> dict:
     """Counts and cycles of one weight matrix when ``r`` of the ``n_ip_macros`` macros
     are stacked along din (their column outputs summed by the inter-macro adder tree)
     and ``stacks`` such stacks (default and at most ``n_ip_macros // r``) span dout; the
@@ -489,7 +489,8 @@ def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int,
     in a partial last pass). The weights are fetched once per token block."""
     db, acc = arch.var("data_bits"), arch.var("acc_bits")
     rows, mcols, glb = arch.var("macro_rows"), arch.var("macro_cols"), arch.var("glb_bytes") * 8
-    stacks = min(stacks or arch.var("n_ip_macros"), arch.var("n_ip_macros") // r)
+    n = macros or arch.var("n_ip_macros")  # macros that run it (LINEAR_MACROS)
+    stacks = min(stacks or n, n // r)
     cols = stacks * mcols // db
     passes = math.ceil(din / (r * rows))  # row passes whose partial sums meet in the buffer
     col_tiles = math.ceil(dout / cols)
@@ -529,7 +530,8 @@ def _linear_tiling(arch: Arch, T: int, din: int, dout: int, r: int,
 _LINEAR_CHOICE: dict = {}  # (arch scalars, energies, shape) -> the chosen (r, stacks, group)
 
 
-def weight_stationary_linear(arch: Arch, wl: Workload, weights: dict | None = None) -> Counts:
+def weight_stationary_linear(arch: Arch, wl: Workload, weights: dict | None = None,
+                             macros: int | None = None) -> Counts:
     """Linear layers on the design's own IP-CIM macros in the usual weight-stationary
     CIM mode (what runs where: README "Linear layers"; the whole chip leaks meanwhile).
 
@@ -550,12 +552,14 @@ def weight_stationary_linear(arch: Arch, wl: Workload, weights: dict | None = No
     cost does not jump at a prime macro count, and one more macro never costs more than
     its leakage. The outputs go to DRAM once.
     The Einsums are those of workloads/layer.yaml (Q, K_new, V_new, Z, A, U, Y);
-    ``weights``: {name: (din, dout)} to cost only those (default: the layer's).
+    ``weights``: {name: (din, dout)} to cost only those (default: the layer's);
+    ``macros``: how many macros run them (default ``n_ip_macros``; LINEAR_MACROS=all in
+    ``evaluate``: FusionCIM's OP-CIM macros too, as if they were IP-CIM).
     """
     c = Counts()
     db = arch.var("data_bits")
     T = wl.tokens
-    m = arch.var("n_ip_macros")
+    m = macros or arch.var("n_ip_macros")
     e_rd, e_wr = arch.energy("GlobalBuffer", "read"), arch.energy("GlobalBuffer", "write")
     e_add, e_dram = arch.energy("IPCIM_MAC", "reduce"), arch.energy("DRAM", "read")
     e_aw = arch.energy("IPCIMArray", "write")
@@ -585,11 +589,11 @@ def weight_stationary_linear(arch: Arch, wl: Workload, weights: dict | None = No
             fits = []
             for r, s, g in candidates(dout):
                 try:
-                    fits.append(_linear_tiling(arch, T, din, dout, r, s, g))
+                    fits.append(_linear_tiling(arch, T, din, dout, r, s, g, m))
                 except SpecError:  # this tile does not fit the buffer; smaller ones may
                     pass
             if not fits:
-                _linear_tiling(arch, T, din, dout, 1, 1, 1)  # the smallest tile: its error
+                _linear_tiling(arch, T, din, dout, 1, 1, 1, m)  # the smallest tile: its error
             t = min(fits, key=energy)
             if len(_LINEAR_CHOICE) > 4096:
                 _LINEAR_CHOICE.clear()
@@ -597,7 +601,7 @@ def weight_stationary_linear(arch: Arch, wl: Workload, weights: dict | None = No
         return _LINEAR_CHOICE[key]
 
     for name, (din, dout) in (weights or wl.linear_weights()).items():
-        t = _linear_tiling(arch, T, din, dout, *best(din, dout))
+        t = _linear_tiling(arch, T, din, dout, *best(din, dout), m)
         c.notes.append(f"{name}: {t['r']} macros along the input rows x {t['stacks']} "
                        f"along the outputs, {t['token_blocks']} token block(s), "
                        + (f"partial sums of {t['group']} column tile(s) resident"

@@ -322,7 +322,12 @@ def evaluate(design: str, workload: Workload | dict, *, softmax_order: str | Non
     hw = staged_arch(hw, wl, counts.block_q, counts.block_kv)  # its staging at the chosen blocks
     # The projections and FFN run on the design's own chip: weight-stationary on its
     # IP-CIM macros (FusionCIM's OP-CIM macros idle), the whole chip leaking meanwhile.
-    lin, _, _ = _cost(hw, weight_stationary_linear(hw, wl), wl.linear_macs())
+    lin_on = hw.var("linear_macros")
+    if lin_on not in ("ip", "all"):
+        raise SpecError(f"LINEAR_MACROS = {lin_on!r}; allowed: ip (the IP-CIM macros), all "
+                        f"(IP + OP-CIM macros as if all were IP-CIM)")
+    macros = hw.var("n_ip_macros") + (hw.var("n_op_macros") if lin_on == "all" else 0)
+    lin, _, _ = _cost(hw, weight_stationary_linear(hw, wl, macros=macros), wl.linear_macs())
     layer = _combine([(attn, 1), (lin, 1)])
     model_total = _combine([(layer, wl.cfg.layers)])
     params = {"block_q": counts.block_q, "block_kv": counts.block_kv, **counts.params}

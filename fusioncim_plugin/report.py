@@ -314,6 +314,29 @@ def _sensitivity(preset, metric, L=4096) -> list[str]:
     return lines
 
 
+def _linear_sensitivity(preset) -> list[str]:
+    """The whole-layer figures under the linear-layer assumption (README "Linear layers"):
+    FusionCIM's projections and FFN on its IP-CIM macros (the model) or on all its
+    macros as if all were IP-CIM (LINEAR_MACROS=all, the earlier assumption); each at
+    its least-energy blocks, LLaMA-3-8B prefill, the whole chip leaking either way."""
+    lines = ["Linear layers (whole layer only; attention unchanged): FusionCIM's "
+             "projections and FFN on its IP-CIM macros vs on all its macros as if all were "
+             "IP-CIM (LINEAR_MACROS=all), LLaMA-3-8B prefill, least-energy blocks:", "",
+             "| linear layers on | FusionCIM layer TOPS/W at 4K | dcim layer TOPS/W at 4K | "
+             "system-level TOPS/W (best on the grid) |", "|---|---|---|---|"]
+    for label, val in (("IP-CIM macros (LINEAR_MACROS=ip, the model)", "ip"),
+                       ("all macros (LINEAR_MACROS=all)", "all")):
+        ov = {"LINEAR_MACROS": val}
+        tpw = {L: evaluate("fusioncim", Workload(model="llama3-8b", phase="prefill", seq_len=L),
+                           metric="energy", overrides=ov, preset=preset).layer.tops_per_w
+               for L in PAPER_GRID}
+        dcim = evaluate("dcim", Workload(model="llama3-8b", phase="prefill", seq_len=4096),
+                        metric="energy", overrides=ov, preset=preset).layer.tops_per_w
+        best = max(tpw, key=tpw.get)
+        lines.append(f"| {label} | {tpw[4096]:.2f} | {dcim:.2f} | {tpw[best]:.2f} (L={best}) |")
+    return lines
+
+
 def _breakdown(idx, key) -> list[str]:
     designs = ["fusioncim", *BASELINES]
     cats = sorted({k[len("energy_"):-2] for d in designs for k in idx[(d,) + key]
@@ -386,6 +409,7 @@ def summary(rows: list[dict], preset: str | None = "paper", metric: str = "edp")
     if k_up != k4:
         lines += [""] + _breakdown(idx, k_up)
     lines += [""] + _sensitivity(preset, metric)
+    lines += [""] + _linear_sensitivity(preset)
     lines += ["", "## Ablation (LLaMA-3-8B prefill 4096)", "",
               "| design | energy (J) | latency (s) | DRAM (B) | rescale share | blocks |",
               "|---|---|---|---|---|---|"]

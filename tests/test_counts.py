@@ -355,3 +355,26 @@ def test_residency_note_says_none_re_stream_when_all_stay():
                                              "buffer; none re-stream from DRAM")
     assert residency_note(1024, wl).endswith("(25 %) stay in the global buffer, the rest "
                                              "re-stream from DRAM per Q tile")
+
+
+def test_linear_macros_all_runs_fusioncim_linear_layers_on_every_macro():
+    """LINEAR_MACROS=all (the earlier macro-budget assumption, a sensitivity row): the
+    linear layers take the 8 + 16 macros' tiling - the counts of 24 IP-CIM macros - and
+    still the whole FusionCIM chip leaks over them; a bad value is one clear error."""
+    from fusioncim_plugin.arch import SpecError
+    from fusioncim_plugin.dataflow import staged_arch, weight_stationary_linear
+
+    wl = Workload(model="llama3-8b", seq_len=4096)
+    hw = load_arch("fusioncim")
+    c24 = weight_stationary_linear(hw, wl, macros=24)
+    assert all(p["r"] * p["stacks"] <= 24 for p in c24.params.values())
+    assert max(p["r"] * p["stacks"] for p in c24.params.values()) > 8
+    ip = evaluate("fusioncim", wl, softmax_order=None)
+    al = evaluate("fusioncim", wl, softmax_order=None, overrides={"LINEAR_MACROS": "all"})
+    lin_t = al.layer.latency_s - al.attention.latency_s
+    assert lin_t < 0.5 * (ip.layer.latency_s - ip.attention.latency_s)
+    leak = al.layer.energy_by_category_j["leakage"] - al.attention.energy_by_category_j["leakage"]
+    chip = staged_arch(hw, wl, al.block_q, al.block_kv)  # the chip at its chosen blocks
+    assert leak == pytest.approx(chip.leak_power * lin_t, rel=1e-9)
+    with pytest.raises(SpecError, match="LINEAR_MACROS = 'op'; allowed: ip"):
+        evaluate("fusioncim", wl, overrides={"LINEAR_MACROS": "op"})
