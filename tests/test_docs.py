@@ -159,3 +159,32 @@ def test_readme_results_are_current():
     ]
     for q in quoted:
         assert q in text, f"update README.md 'Results': '{q}'"
+
+
+def test_readme_iso_area_figures_are_current():
+    """The README's same-CIM-area sentence (paper preset, 4K): FusionCIM's and the
+    baselines' CIM area, the iso-area macro count and the ratios at it, as reproduce's
+    sensitivity table computes them."""
+    from fusioncim_plugin.designs import BASELINES
+    from fusioncim_plugin.report import cim_area_mm2, iso_area_macros, optima
+
+    wl = Workload(model="llama3-8b", phase="prefill", seq_len=4096)
+    same = {d: optima(d, wl, "edp", preset="paper") for d in ("fusioncim",) + BASELINES}
+    n = iso_area_macros(None, "paper", wl=wl, metric="edp")["n_ip_macros"]
+    iso = {d: optima(d, wl, "edp", preset="paper", overrides={"N_IP_MACROS": n})
+           for d in BASELINES}
+    e = {d: iso[d][1].attention.energy_j / same["fusioncim"][1].attention.energy_j
+         for d in BASELINES}
+    t = {d: iso[d][2].attention.latency_s / same["fusioncim"][2].attention.latency_s
+         for d in BASELINES}
+    text = " ".join((REPO / "README.md").read_text().split())
+    quoted = [
+        f"OP-CIM lanes and staging SRAMs: {cim_area_mm2(same['fusioncim'][0]):.2f} against "
+        f"{cim_area_mm2(same['dcim'][0]):.2f} mm^2 at the paper preset",
+        f"same CIM area ({n} IP-CIM macros,",
+        f"4K figures are {e['dcim']:.2f}x / {t['dcim']:.2f}x vs `dcim`, "
+        f"{e['trancim-like']:.2f}x / {t['trancim-like']:.2f}x vs `trancim-like` and "
+        f"{e['ipcim-fused']:.2f}x / {t['ipcim-fused']:.2f}x vs `ipcim-fused`",
+    ]
+    for q in quoted:
+        assert q in text, f"update README.md 'Results': '{q}'"
