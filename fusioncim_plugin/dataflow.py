@@ -25,6 +25,7 @@ elements for compute actions) - and the cycle/traffic figures the latency model 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -219,6 +220,31 @@ def staging_banks(arch: Arch, f_dim: int, br: int, bc: int) -> dict[str, tuple[i
             "StagingV": (bc * math.ceil(f_dim / cols), cols * db)}
 
 
+def _staging_cost(tech_node: float, words: int, width: int, clock_hz: float):
+    """One double-buffered StagingSRAM of ``words`` x ``width`` bits per bank, as a
+    ComponentCost per bit. Remembered per geometry and version of its energy table (the
+    block search prices the same banks for many candidates)."""
+    from .tables import tables_dir
+
+    t = tables_dir() / "staging_buffer.yaml"
+    return _staging_cost_at(tech_node, words, width, clock_hz, str(t),
+                            t.stat().st_mtime_ns if t.exists() else 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _staging_cost_at(tech_node, words, width, clock_hz, _table, _mtime):
+    from .arch import ComponentCost
+    from .components.staging_buffer import StagingSRAM
+
+    sram = StagingSRAM(tech_node=tech_node, rows=words, width=width, banks=2,
+                       frequency=clock_hz)
+    rd, wr = sram.read(), sram.write()
+    return ComponentCost(
+        name="StagingSRAM", actions={"read": rd.energy / width, "write": wr.energy / width},
+        throughput={"read": rd.throughput * width, "write": wr.throughput * width},
+        area=sram.area, leak_power=sram.leak_power)
+
+
 def staged_arch(arch: Arch, wl: Workload, br: int, bc: int) -> Arch:
     """``arch`` with its block staging stores (StagingS, StagingP, StagingV) sized for a Q
     tile of ``br`` rows and a KV block of ``bc`` keys of ``wl``: the same StagingSRAM
@@ -229,23 +255,16 @@ def staged_arch(arch: Arch, wl: Workload, br: int, bc: int) -> Arch:
         return arch
     import dataclasses
 
-    from .arch import ComponentCost
-    from .components.staging_buffer import StagingSRAM
-
     comps = dict(arch.components)
     for name, (words, width) in staging_banks(arch, wl.cfg.head_dim, br, bc).items():
         if name not in comps:
             continue
         try:
-            sram = StagingSRAM(tech_node=arch.var("tech_node"), rows=words, width=width,
-                               banks=2, frequency=arch.var("clock_hz"))
+            cost = _staging_cost(arch.var("tech_node"), words, width, arch.var("clock_hz"))
         except ValueError as e:  # outside the CACTI queries: this block does not fit
             raise SpecError(f"BLOCK_Q={br}, BLOCK_KV={bc}: {e}") from None
-        rd, wr = sram.read(), sram.write()
-        comps[name] = ComponentCost(
-            name=name, actions={"read": rd.energy / width, "write": wr.energy / width},
-            throughput={"read": rd.throughput * width, "write": wr.throughput * width},
-            area=sram.area, leak_power=sram.leak_power)
+        comps[name] = dataclasses.replace(cost, name=name, actions=dict(cost.actions),
+                                          throughput=dict(cost.throughput))
     variables = arch.variables | {"block_q": br, "block_kv": bc}
     return dataclasses.replace(arch, variables=variables, components=comps)
 
