@@ -23,8 +23,8 @@ import math
 from dataclasses import dataclass, field
 
 from .arch import MAPPING_DIR, WORKLOAD_DIR, Arch, arch_path, load_arch
-from .referee import (AF_FLOAT_RTOL, RTOL, AFRun, Correction, _add, component_latency,
-                      free_levels)
+from .referee import (AF_FLOAT_RTOL, AFRun, Correction, _add, action_residuals,
+                      component_latency, free_levels)
 from .workload import Workload
 
 MAPPING = MAPPING_DIR / "weight_stationary_linear.yaml"
@@ -163,21 +163,7 @@ class LinearReferee:
 
     def residuals(self) -> list[str]:
         """Every disagreement left after the named corrections (empty = agreement)."""
-        out = []
-        free = free_levels(self.arch)
-        keys = {k for k in set(self.corrected) | set(self.af.actions) if k[0] not in free}
-        for k in sorted(keys):
-            ours, af = self.corrected.get(k, 0.0), self.af.actions.get(k, 0.0)
-            if not math.isclose(ours, af, rel_tol=RTOL, abs_tol=1e-6):
-                out.append(f"count {k}: corrected closed form {ours:.10g}, AccelForge {af:.10g}")
-            e_ours, e_af = ours * self.arch.energy(k[0], k[1]), self.af.energy.get(k, 0.0)
-            if not math.isclose(e_ours, e_af, rel_tol=AF_FLOAT_RTOL, abs_tol=1e-18):
-                out.append(f"energy {k}: {e_ours:.10g} J vs AccelForge {e_af:.10g} J")
-        for comp, t in self.af.latency.items():
-            mine = component_latency(self.arch, self.corrected, comp)
-            if not math.isclose(mine, t, rel_tol=AF_FLOAT_RTOL, abs_tol=1e-15):
-                out.append(f"latency {comp}: corrected closed form {mine:.10g} s, "
-                           f"AccelForge {t:.10g} s")
+        out = action_residuals(self.arch, self.corrected, self.af)
         if not math.isclose(self.af.leak_energy, self.arch.leak_power * self.af.total_latency,
                             rel_tol=AF_FLOAT_RTOL):
             out.append("leakage: AccelForge's leak energy is not the chip's leak power x "

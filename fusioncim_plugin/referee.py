@@ -253,22 +253,7 @@ class Referee:
 
     def residuals(self) -> list[str]:
         """Every disagreement left after the named corrections (empty = agreement)."""
-        out = []
-        free = free_levels(self.arch)
-        keys = {k for k in set(self.corrected) | set(self.af.actions) if k[0] not in free}
-        for k in sorted(keys):
-            ours, af = self.corrected.get(k, 0.0), self.af.actions.get(k, 0.0)
-            if not math.isclose(ours, af, rel_tol=RTOL, abs_tol=1e-6):
-                out.append(f"count {k}: corrected closed form {ours:.10g}, AccelForge {af:.10g}")
-            e_ours = ours * self.energy_per_action(k)
-            e_af = self.af.energy.get(k, 0.0)
-            if not math.isclose(e_ours, e_af, rel_tol=AF_FLOAT_RTOL, abs_tol=1e-18):
-                out.append(f"energy {k}: {e_ours:.10g} J vs AccelForge {e_af:.10g} J")
-        for comp, t in self.af.latency.items():
-            mine = component_latency(self.arch, self.corrected, comp)
-            if not math.isclose(mine, t, rel_tol=AF_FLOAT_RTOL, abs_tol=1e-15):
-                out.append(f"latency {comp}: corrected closed form {mine:.10g} s, "
-                           f"AccelForge {t:.10g} s")
+        out = action_residuals(self.arch, self.corrected, self.af)
         if not math.isclose(self.af.leak_energy, self.arch.leak_power * self.af.total_latency,
                             rel_tol=AF_FLOAT_RTOL):
             out.append("leakage: AccelForge's leak energy is not leak power x its latency")
@@ -278,6 +263,27 @@ class Referee:
                        f"{self.pipeline_latency:.10g} s, closed-form compute "
                        f"{self.ours_compute_latency:.10g} s")
         return out
+
+
+def action_residuals(arch: Arch, corrected: dict, af: AFRun) -> list[str]:
+    """Per action and per component, what the corrected closed-form counts and AccelForge
+    still disagree on: counts (to RTOL), energies and latencies (to AccelForge's float32,
+    AF_FLOAT_RTOL). Free staging levels are left out (neither side charges them)."""
+    out = []
+    free = free_levels(arch)
+    for k in sorted({k for k in set(corrected) | set(af.actions) if k[0] not in free}):
+        ours, theirs = corrected.get(k, 0.0), af.actions.get(k, 0.0)
+        if not math.isclose(ours, theirs, rel_tol=RTOL, abs_tol=1e-6):
+            out.append(f"count {k}: corrected closed form {ours:.10g}, AccelForge {theirs:.10g}")
+        e_ours, e_af = ours * arch.energy(k[0], k[1]), af.energy.get(k, 0.0)
+        if not math.isclose(e_ours, e_af, rel_tol=AF_FLOAT_RTOL, abs_tol=1e-18):
+            out.append(f"energy {k}: {e_ours:.10g} J vs AccelForge {e_af:.10g} J")
+    for comp, t in af.latency.items():
+        mine = component_latency(arch, corrected, comp)
+        if not math.isclose(mine, t, rel_tol=AF_FLOAT_RTOL, abs_tol=1e-15):
+            out.append(f"latency {comp}: corrected closed form {mine:.10g} s, "
+                       f"AccelForge {t:.10g} s")
+    return out
 
 
 def component_latency(arch: Arch, counts: dict, comp: str) -> float:
