@@ -88,8 +88,13 @@ def _phases(which: str, seq_len: int, jobs: int) -> dict:
     return out
 
 
-def _stock_process(seq_len: int, jobs: int) -> None:
+def _stock_process(seq_len: int, jobs: int, freeze: bool = False) -> None:
+    import gc
+
     import accelforge  # noqa: F401
+
+    if freeze:  # as `fusioncim map` does after importing AccelForge
+        gc.freeze()
 
     from fusioncim_plugin.mapper import af_jobs, scratch_dir
     from fusioncim_plugin.stock import stock_spec
@@ -115,12 +120,13 @@ def main(argv=None) -> int:
     ap.add_argument("--no-phases", action="store_true")
     ap.add_argument("--_phases", choices=["map", "stock"], help=argparse.SUPPRESS)
     ap.add_argument("--_stock", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--_freeze", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a._phases:
         print(json.dumps(_phases(a._phases, a.seq_len, a.jobs)))
         return 0
     if a._stock:
-        _stock_process(a.seq_len, a.jobs)
+        _stock_process(a.seq_len, a.jobs, a._freeze)
         return 0
 
     exe = Path(sys.executable).with_name("fusioncim")
@@ -128,10 +134,11 @@ def main(argv=None) -> int:
     me = [sys.executable, __file__, "--seq-len", str(a.seq_len), "--jobs", str(a.jobs)]
     map_cmd = cli + ["map", "--model", "llama3-8b", "--phase", "prefill",
                      "--seq-len", str(a.seq_len), "--jobs", str(a.jobs)]
-    loads, t_map, t_stock = [], [], []
+    loads, t_map, t_stock, t_frozen = [], [], [], []
     for i in range(a.runs):
         t_map.append(_run(map_cmd))
         t_stock.append(_run(me + ["--_stock"]))
+        t_frozen.append(_run(me + ["--_stock", "--_freeze"]))
         loads.append(os.getloadavg()[0])
         print(f"  run {i + 1}: map {t_map[-1]:.1f} s, stock mapper {t_stock[-1]:.1f} s",
               file=sys.stderr, flush=True)
@@ -144,6 +151,10 @@ def main(argv=None) -> int:
     print(f"  fusioncim map                       {m:7.1f} s  (min {min(t_map):.1f}, "
           f"max {max(t_map):.1f})")
     print(f"  ratio map / stock mapper            {m / s:7.2f}x")
+    f = statistics.median(t_frozen)
+    print(f"  like for like: the stock mapper process with gc.freeze() after importing "
+          f"AccelForge, as `fusioncim map` does: {f:.1f} s (min {min(t_frozen):.1f}, max "
+          f"{max(t_frozen):.1f}); ratio {m / f:.2f}x")
     if a.no_phases:
         return 0
     ph = {w: json.loads(subprocess.run(me + ["--_phases", w], check=True, text=True,

@@ -106,9 +106,13 @@ def test_compute_units_are_pinned_to_their_einsums():
 
 
 def test_cli_map_writes_a_loadable_looptree(tmp_path, capsys):
+    import gc
+
     out = tmp_path / "m.yaml"
+    frozen = gc.get_freeze_count()
     assert main(["map", "--seq-len", "128", "--kv-heads", "1", "--group", "1",
                  "--metric", "edp", "--out", str(out), "--json"]) == 0
+    assert gc.get_freeze_count() == frozen  # gc.freeze() only in the `fusioncim` program
     r = json.loads(capsys.readouterr().out)
     assert r["metric"] == "edp" and r["shape"]["M"] == 128
     assert out.read_text() == r["looptree"]
