@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from .arch import MAPPING_DIR, WORKLOAD_DIR, Arch, arch_path, load_arch
 from .referee import (AF_FLOAT_RTOL, AFRun, Correction, _add, action_residuals,
-                      component_latency, free_levels)
+                      component_latency, free_levels, referee_args)
 from .workload import Workload
 
 MAPPING = MAPPING_DIR / "weight_stationary_linear.yaml"
@@ -284,10 +284,6 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "referee-linear", help="one linear-layer matrix: closed form vs AccelForge's model "
                                "of its weight-stationary LoopTree, per component")
-    p.add_argument("--design", default="fusioncim")
-    p.add_argument("--model", default="llama3-8b")
-    p.add_argument("--seq-len", default="4096", help="tokens through the layer")
+    referee_args(p, seq_len_help="tokens through the layer")
     p.add_argument("--matrix", default="Wq", help="Wq | Wk | Wv | Wo | W_gate | W_up | W_down")
-    p.add_argument("--set", action="append", metavar="NAME=VALUE",
-                   help="override an arch-spec variable (repeatable)")
     p.set_defaults(func=cmd_referee_linear)

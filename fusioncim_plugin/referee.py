@@ -625,18 +625,23 @@ def cmd_referee(a) -> int:
     return 1 if r.residuals() else 0
 
 
+def referee_args(p, seq_len_help: str | None = None) -> None:
+    """The arguments every referee command takes: design, model, tokens, --set."""
+    p.add_argument("--design", default="fusioncim")
+    p.add_argument("--model", default="llama3-8b", help="llama3-8b | llama3-70b")
+    p.add_argument("--seq-len", default="4096", help=seq_len_help)
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="override an arch-spec variable (repeatable)")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "referee", help="closed form vs AccelForge's model of the design's LoopTree: "
                         "counts, energy and latency per component, with named corrections")
-    p.add_argument("--design", default="fusioncim")
-    p.add_argument("--model", default="llama3-8b", help="llama3-8b | llama3-70b")
+    referee_args(p)
     p.add_argument("--phase", default="prefill", help="prefill (non-causal; AccelForge "
                    "cannot express the causal mask)")
-    p.add_argument("--seq-len", default="4096")
     p.add_argument("--batch", default="1")
-    p.add_argument("--set", action="append", metavar="NAME=VALUE",
-                   help="override an arch-spec variable (repeatable)")
     p.add_argument("--preset", default=None, help="a named set-up, e.g. paper")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_referee)

@@ -129,6 +129,13 @@ def test_readme_iso_area_figures_are_current():
         assert quoted in text, f"update README.md 'Same macro count or same area': '{quoted}'"
 
 
+def assert_readme_quotes(quoted: list[str]) -> None:
+    """Each string appears in README.md (whitespace-insensitive)."""
+    text = " ".join((REPO / "README.md").read_text().split())
+    for q in quoted:
+        assert q in text, f"update README.md 'Results': '{q}'"
+
+
 def test_readme_results_are_current():
     """The README's "Results" figures are what `fusioncim reproduce` computes now (paper
     preset, paper grid): the three headline figures and the 4K ratios against each
@@ -147,7 +154,6 @@ def test_readme_results_are_current():
          for d in BASELINES}
     t = {d: f[(d,) + k4]["best_latency_s"] / f[("fusioncim",) + k4]["best_latency_s"]
          for d in BASELINES}
-    text = " ".join((REPO / "README.md").read_text().split())
     quoted = [
         f"| energy saving vs prior SOTA CIM (up to) | 3.86x | {h['energy_saving'][0]:.2f}x | "
         f"vs `{h['energy_saving'][2]}`, 8B prefill {h['energy_saving'][1]} |",
@@ -157,8 +163,7 @@ def test_readme_results_are_current():
         f"{t['dcim']:.2f}x / {t['trancim-like']:.2f}x faster than `dcim` / `trancim-like`",
         f"uses {e['ipcim-fused']:.2f}x FusionCIM's energy and is about as fast ({t['ipcim-fused']:.2f}x)",
     ]
-    for q in quoted:
-        assert q in text, f"update README.md 'Results': '{q}'"
+    assert_readme_quotes(quoted)
 
 
 def test_readme_iso_area_figures_are_current():
@@ -177,7 +182,6 @@ def test_readme_iso_area_figures_are_current():
          for d in BASELINES}
     t = {d: iso[d][2].attention.latency_s / same["fusioncim"][2].attention.latency_s
          for d in BASELINES}
-    text = " ".join((REPO / "README.md").read_text().split())
     quoted = [
         f"OP-CIM lanes and staging SRAMs: {cim_area_mm2(same['fusioncim'][0]):.2f} against "
         f"{cim_area_mm2(same['dcim'][0]):.2f} mm^2 at the paper preset",
@@ -186,5 +190,4 @@ def test_readme_iso_area_figures_are_current():
         f"{e['trancim-like']:.2f}x / {t['trancim-like']:.2f}x vs `trancim-like` and "
         f"{e['ipcim-fused']:.2f}x / {t['ipcim-fused']:.2f}x vs `ipcim-fused`",
     ]
-    for q in quoted:
-        assert q in text, f"update README.md 'Results': '{q}'"
+    assert_readme_quotes(quoted)
